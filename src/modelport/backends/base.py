@@ -1,0 +1,157 @@
+"""The backend protocol: a ``Backend`` prepares a model into a ``Session`` that runs it.
+
+A session's work is split in three so that benchmarks can time only the framework:
+``_to_native`` converts checked numpy feeds to the framework's values, ``_execute`` runs the
+model and waits for it (synchronised), ``_to_numpy`` brings the outputs back.
+
+Every backend is also reachable through the ``onnx.backend`` API (:func:`onnx_backend_api`), so
+``modelport.backends.onnxruntime.prepare(model).run([x])`` works like the classic
+``onnx_tf.backend`` and ``caffe2.python.onnx.backend`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from modelport.errors import BackendError
+from modelport.inputs import Feeds, check_feeds
+from modelport.model import ModelSource, TensorSpec, input_specs, load, output_specs
+
+if TYPE_CHECKING:
+    import onnx
+
+
+class Session(ABC):
+    """A model prepared by one backend, ready to run on numpy feeds."""
+
+    def __init__(self, backend: Backend, model: onnx.ModelProto, device: str) -> None:
+        self.backend = backend
+        self.model = model
+        self.device = device
+        self.inputs: list[TensorSpec] = input_specs(model)
+        self.outputs: list[TensorSpec] = output_specs(model)
+
+    def run(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """Run the model.
+
+        Args:
+            feeds: arrays by input name, or a sequence in graph-input order.
+
+        Returns:
+            every graph output by name, as numpy arrays.
+
+        Raises:
+            InputError: a feed has an unknown or missing name, or the wrong dtype or shape.
+        """
+        checked = check_feeds(self.inputs, feeds)
+        return self._to_numpy(self._execute(self._to_native(checked)))
+
+    def timed_call(self, feeds: Feeds) -> Callable[[], object]:
+        """A call that runs the model on already-converted feeds and waits for the result.
+
+        This is what :mod:`modelport.bench` times: input conversion happens once, here.
+        """
+        native = self._to_native(check_feeds(self.inputs, feeds))
+        return lambda: self._execute(native)
+
+    def native(self) -> Any:
+        """The framework's own object for this model (a module, a function), where one exists."""
+        raise BackendError(f"backend {self.backend.name!r} has no native object to hand back")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the framework's own artifact (.pt2, SavedModel, ...), where one exists."""
+        raise BackendError(f"backend {self.backend.name!r} cannot save a native artifact")
+
+    def _to_native(self, feeds: dict[str, np.ndarray]) -> Any:
+        return feeds
+
+    @abstractmethod
+    def _execute(self, native_feeds: Any) -> Any: ...
+
+    def _to_numpy(self, native_outputs: Any) -> dict[str, np.ndarray]:
+        """Outputs by name; the default takes a sequence in graph-output order."""
+        return dict(zip([o.name for o in self.outputs], native_outputs, strict=True))
+
+
+class Backend(ABC):
+    """Something that runs ONNX models. Subclasses set ``name`` and implement ``_prepare``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str] = "runtime"  # "runtime" wraps an ONNX engine; "translating" converts
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+
+    def prepare(self, model: ModelSource, device: str = "cpu", **options: Any) -> Session:
+        """Check and prepare a model; the result runs it as often as wanted.
+
+        Args:
+            model: a path, bytes, or ``onnx.ModelProto``; paths are loaded safely.
+            device: ``"cpu"``, or a device the backend lists in ``devices``.
+            **options: backend-specific options, documented by each backend.
+        """
+        if not self.supports_device(device):
+            raise BackendError(f"backend {self.name!r} does not run on {device!r}; it supports "
+                               f"{', '.join(self.devices)}")
+        return self._prepare(load(model), device, **options)
+
+    @abstractmethod
+    def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> Session: ...
+
+    def supports_device(self, device: str) -> bool:
+        return device.split(":")[0].lower() in self.devices
+
+    def version(self) -> str | None:
+        """The version of the engine or framework behind this backend."""
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# the onnx.backend adapter
+
+
+def onnx_backend_api(make_backend: Callable[[], Backend]) -> dict[str, Any]:
+    """Module-level functions that make a backend module an ``onnx.backend`` module.
+
+    Use as ``globals().update(onnx_backend_api(MyBackend))``; it defines ``prepare``,
+    ``run_model``, ``run_node``, ``supports_device`` and ``is_compatible``.
+    """
+    from onnx.backend.base import Backend as OnnxBackend
+    from onnx.backend.base import BackendRep, namedtupledict
+
+    class Rep(BackendRep):
+        def __init__(self, session: Session) -> None:
+            self.session = session
+
+        def run(self, inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
+            outputs = self.session.run(inputs)
+            names = [o.name for o in self.session.outputs]
+            return namedtupledict("Outputs", names)(*(outputs[n] for n in names))
+
+    class Adapter(OnnxBackend):
+        @classmethod
+        def prepare(cls, model: Any, device: str = "CPU", **kwargs: Any) -> Rep:
+            return Rep(make_backend().prepare(model, device=device.lower(), **kwargs))
+
+        @classmethod
+        def run_model(cls, model: Any, inputs: Any, device: str = "CPU",
+                      **kwargs: Any) -> tuple[Any, ...]:
+            return cls.prepare(model, device, **kwargs).run(inputs)
+
+        @classmethod
+        def supports_device(cls, device: str) -> bool:
+            return make_backend().supports_device(device)
+
+    return {
+        "prepare": Adapter.prepare,
+        "run_model": Adapter.run_model,
+        "run_node": Adapter.run_node,
+        "supports_device": Adapter.supports_device,
+        "is_compatible": Adapter.is_compatible,
+        "BackendRep": Rep,
+        "OnnxBackend": Adapter,
+    }
+

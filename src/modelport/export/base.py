@@ -1,0 +1,81 @@
+"""What every exporter reports: its attempts and the verification against the source."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelport.compare import OutputComparison, compare_arrays
+
+
+@dataclass
+class ExportAttempt:
+    exporter: str
+    ok: bool
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class VerificationCase:
+    """The exported model against its source on one set of inputs."""
+
+    batch: int | None
+    inputs: dict[str, list[int]]
+    outputs: list[OutputComparison]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs)
+
+
+@dataclass
+class Verification:
+    backend: str
+    atol: float
+    rtol: float
+    cases: list[VerificationCase] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.passed for c in self.cases)
+
+    def add_case(self, batch: int | None, feeds: Mapping[str, np.ndarray],
+                 actual: Mapping[str, np.ndarray], expected: Sequence[np.ndarray]) -> None:
+        """Compare ``actual`` (by output name, in graph order) with the source's outputs."""
+        names = list(actual)
+        outputs = [compare_arrays(name, actual[name], want, atol=self.atol, rtol=self.rtol)
+                   for name, want in zip(names, expected, strict=False)]
+        if len(names) != len(expected):
+            outputs.append(OutputComparison("(outputs)", False, False, False,
+                                            note=f"ONNX gives {len(names)} outputs, the source "
+                                                 f"{len(expected)}"))
+        self.cases.append(VerificationCase(batch, {k: list(v.shape) for k, v in feeds.items()},
+                                           outputs))
+
+
+@dataclass
+class ExportResult:
+    path: str
+    exporter: str | None
+    attempts: list[ExportAttempt]
+    verification: Verification | None = None
+    external_data: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.exporter is not None and (self.verification is None
+                                              or self.verification.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        if self.verification is not None:
+            data["verification"]["passed"] = self.verification.passed
+            for case, raw in zip(self.verification.cases, data["verification"]["cases"],
+                                 strict=True):
+                raw["passed"] = case.passed
+        return data

@@ -1,0 +1,223 @@
+"""PyTorch to ONNX with ``torch.onnx.export``: the dynamo exporter, the TorchScript one as the
+fallback, written atomically and verified against the module."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modelport.errors import ExportError, ModelportError, one_line
+from modelport.export.base import ExportAttempt, ExportResult, Verification
+
+EXPORTERS = ("dynamo", "torchscript")
+
+
+def export_torch(model: torch.nn.Module, args: Any, path: str | os.PathLike[str], *,
+                 input_names: Sequence[str] | None, output_names: Sequence[str] | None,
+                 dynamic_batch: bool, dynamic_axes: Mapping[str, Mapping[int, str]] | None,
+                 opset: int | None, exporter: str, fallback: bool, verify: bool,
+                 verify_backend: str, second_batch: int | None, atol: float,
+                 rtol: float) -> ExportResult:
+    """See :func:`modelport.export.torch`."""
+    if exporter not in EXPORTERS:
+        raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
+    model = model.eval()
+    args = _as_tuple(args)
+    with torch.no_grad():
+        expected = _flatten(model(*args))
+    input_names = list(input_names or _default_names("input", len(args)))
+    output_names = list(output_names or _default_names("output", len(expected)))
+    if dynamic_axes is None and dynamic_batch:
+        dynamic_axes = {name: {0: "batch"} for name in [*input_names, *output_names]}
+    order = [exporter] + ([e for e in EXPORTERS if e != exporter] if fallback else [])
+    attempts: list[ExportAttempt] = []
+    target = Path(path)
+    for name in order:
+        start = time.perf_counter()
+        try:
+            files = _export_once(name, model, args, target, input_names, output_names,
+                                 dynamic_axes, opset)
+        except Exception as exc:  # exporters raise anything; each failure is reported
+            attempts.append(ExportAttempt(name, False, time.perf_counter() - start,
+                                          _summary(exc)))
+            print(f"modelport: the {name} exporter failed: {_summary(exc)}", file=sys.stderr)
+            continue
+        attempts.append(ExportAttempt(name, True, time.perf_counter() - start))
+        result = ExportResult(str(target), name, attempts, external_data=files[1:])
+        if verify:
+            result.verification = _verify(model, args, target, expected, dynamic_axes,
+                                          input_names, verify_backend, second_batch, atol, rtol)
+        return result
+    raise ExportError("every exporter failed: " + "; ".join(
+        f"{a.exporter}: {a.error}" for a in attempts))
+
+
+def _export_once(exporter: str, model: torch.nn.Module, args: tuple[Any, ...], target: Path,
+                 input_names: list[str], output_names: list[str],
+                 dynamic_axes: Mapping[str, Mapping[int, str]] | None,
+                 opset: int | None) -> list[str]:
+    """Export into a scratch folder beside ``target``, then move the files into place.
+
+    Returns the names of the written files, the model first. A failure leaves nothing behind.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp:
+        scratch = Path(tmp) / target.name
+        with _quiet():
+            kwargs: dict[str, Any] = {
+                "input_names": input_names, "output_names": output_names,
+                "opset_version": opset, "verbose": False,
+                "dynamic_axes": {k: dict(v) for k, v in (dynamic_axes or {}).items()} or None,
+            }
+            if exporter == "dynamo":
+                program = torch.onnx.export(model, args, None, dynamo=True, **kwargs)
+                assert program is not None
+                # external_data=None: a single file unless the weights pass protobuf's 2 GB.
+                program.save(str(scratch), external_data=None)
+            else:
+                torch.onnx.export(model, args, str(scratch), dynamo=False, **kwargs)
+        files = sorted(p.name for p in Path(tmp).iterdir())
+        files.remove(target.name)
+        for name in files:  # data first, so the model never points at missing data
+            os.replace(Path(tmp) / name, target.parent / name)
+        os.replace(scratch, target)
+    return [target.name, *files]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Exporters print progress to stdout, which carries modelport's results: send it to stderr.
+
+    Their deprecation chatter is silenced; the exporter chosen is reported instead.
+    """
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)  # "torchvision is not installed" for every export
+    try:
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", message=".*dynamic_axes.*")
+            yield
+    finally:
+        registration.setLevel(level)
+
+
+def _verify(model: torch.nn.Module, args: tuple[Any, ...], path: Path, expected: list[np.ndarray],
+            dynamic_axes: Mapping[str, Mapping[int, str]] | None, input_names: list[str],
+            backend: str, second_batch: int | None, atol: float, rtol: float) -> Verification:
+    from modelport.backends import get_backend
+
+    session = get_backend(backend).prepare(path)
+    verification = Verification(backend, atol, rtol)
+    cases = [(args, expected)]
+    batch = _batch(args)
+    batched = dynamic_axes and all(0 in dynamic_axes.get(n, {}) for n in input_names)
+    if batch is not None and batched:
+        other = _resize_batch(args, second_batch or 2 * batch + 1)
+        with torch.no_grad():
+            cases.append((other, _flatten(model(*other))))
+    for case_args, case_expected in cases:
+        feeds = dict(zip(input_names, _flatten(case_args), strict=True))
+        try:
+            actual = session.run(feeds)
+        except ModelportError as exc:
+            raise ExportError(f"the exported model does not run in {backend}: {exc}") from exc
+        verification.add_case(_batch(case_args), feeds, actual, case_expected)
+    return verification
+
+
+def _as_tuple(args: Any) -> tuple[Any, ...]:
+    return tuple(args) if isinstance(args, list | tuple) else (args,)
+
+
+def _default_names(stem: str, count: int) -> list[str]:
+    return [stem] if count == 1 else [f"{stem}_{i}" for i in range(count)]
+
+
+def _flatten(value: Any) -> list[np.ndarray]:
+    """Tensors in a (nested) output, in the order the exporters flatten them."""
+    leaves, _ = torch.utils._pytree.tree_flatten(value)
+    return [leaf.detach().cpu().numpy() if isinstance(leaf, torch.Tensor) else np.asarray(leaf)
+            for leaf in leaves]
+
+
+def _batch(args: tuple[Any, ...]) -> int | None:
+    sizes = {a.shape[0] for a in args if isinstance(a, torch.Tensor) and a.ndim > 0}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _resize_batch(args: tuple[Any, ...], batch: int) -> tuple[Any, ...]:
+    """Inputs like ``args`` with ``batch`` rows: normal floats, integers within the range seen."""
+    gen = torch.Generator().manual_seed(1)
+    out = []
+    for a in args:
+        shape = (batch, *a.shape[1:])
+        if a.is_floating_point():
+            out.append(torch.randn(shape, generator=gen, dtype=a.dtype))
+        elif a.dtype == torch.bool:
+            out.append(torch.rand(shape, generator=gen) < 0.5)
+        else:
+            low, high = int(a.min()), int(a.max()) + 1
+            out.append(torch.randint(low, high, shape, generator=gen, dtype=a.dtype))
+    return tuple(out)
+
+
+def _summary(exc: BaseException, limit: int = 300) -> str:
+    """One line: the error, and its root cause where torch wrapped one."""
+    def line(e: BaseException) -> str:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", one_line(e))  # exporters colour their messages
+        return f"{type(e).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return line(exc) if root is exc else f"{line(exc)} (caused by {line(root)})"
+
+
+def load_module(spec: str) -> torch.nn.Module:
+    """Build a module from ``file.py:factory`` or ``package.module:factory``.
+
+    The factory is called without arguments and must return an ``nn.Module``.
+    """
+    import importlib
+    import importlib.util
+
+    where, sep, attr = spec.rpartition(":")
+    if not sep or not where or not attr:
+        raise ExportError(f"{spec!r}: expected FILE.py:FACTORY or MODULE:FACTORY")
+    if where.endswith(".py"):
+        file = Path(where)
+        if not file.is_file():
+            raise ExportError(f"{file}: no such file")
+        module_spec = importlib.util.spec_from_file_location(file.stem, file)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, str(file.parent.resolve()))
+        try:
+            module_spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(file.parent.resolve()))
+    else:
+        module = importlib.import_module(where)
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ExportError(f"{where} has no attribute {attr!r}")
+    built = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) \
+        else factory
+    if not isinstance(built, torch.nn.Module):
+        raise ExportError(f"{spec} gave {type(built).__name__}, not a torch.nn.Module")
+    return built
+
