@@ -22,8 +22,8 @@ _LAZY = {
     "register_backend": "modelport.backends",
     "Backend": "modelport.backends",
     "Session": "modelport.backends",
-    "compare": "modelport.compare",
-    "bench": "modelport.bench",
+    "compare": "modelport.comparison",
+    "bench": "modelport.benchmark",
     "generate_inputs": "modelport.inputs",
     "load_inputs": "modelport.inputs",
 }
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
         list_backends,
         register_backend,
     )
-    from modelport.bench import bench
-    from modelport.compare import compare
+    from modelport.benchmark import bench
+    from modelport.comparison import compare
     from modelport.inputs import generate_inputs, load_inputs
     from modelport.model import TensorSpec, check, inspect, load
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.compare import compare_arrays
+from modelport.comparison import compare_arrays
 from modelport.export.base import ExportResult
 
 FEATURES, HIDDEN, CLASSES = 20, 64, 3

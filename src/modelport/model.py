@@ -178,7 +178,7 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     try:
         model.ParseFromString(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise ModelLoadError(f"{where}: not a valid ONNX model (truncated or not protobuf: "
+        raise ModelLoadError(f"{where}: not an ONNX model, or a truncated one (protobuf says: "
                              f"{exc})") from exc
     return model
 

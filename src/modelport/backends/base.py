@@ -54,7 +54,7 @@ class Session(ABC):
     def timed_call(self, feeds: Feeds) -> Callable[[], object]:
         """A call that runs the model on already-converted feeds and waits for the result.
 
-        This is what :mod:`modelport.bench` times: input conversion happens once, here.
+        This is what :mod:`modelport.benchmark` times: input conversion happens once, here.
         """
         native = self._to_native(check_feeds(self.inputs, feeds))
         return lambda: self._execute(native)

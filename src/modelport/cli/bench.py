@@ -39,8 +39,8 @@ def command(model: ModelArg, backend: BackendsOption,
             = None,
             dim: DimOption = None, seed: SeedOption = 0,
             format: FormatOption = Format.human) -> None:
-    from modelport.bench import bench
-    from modelport.bench import plot as draw
+    from modelport.benchmark import bench
+    from modelport.benchmark import plot as draw
     from modelport.inputs import parse_dims
 
     with progress(len(backend), "bench") as step:

@@ -24,7 +24,7 @@ from modelport.cli.output import (
     stdout,
     verdict,
 )
-from modelport.compare import DEFAULT_ATOL, DEFAULT_RTOL, CompareReport
+from modelport.comparison import DEFAULT_ATOL, DEFAULT_RTOL, CompareReport
 
 NAME = "compare"
 HELP = ("Run the same feeds through several backends and compare each with a baseline (the "
@@ -60,7 +60,7 @@ def command(model: ModelArg, backend: BackendsOption,
             atol: AtolOption = DEFAULT_ATOL, rtol: RtolOption = DEFAULT_RTOL,
             inputs: InputsOption = None, dim: DimOption = None, seed: SeedOption = 0,
             format: FormatOption = Format.human) -> None:
-    from modelport.compare import compare
+    from modelport.comparison import compare
     from modelport.inputs import load_inputs, parse_dims
     from modelport.model import input_specs, load
 

@@ -7,7 +7,16 @@ import typer
 from rich.table import Table
 
 from modelport.cli.options import AtolOption, RtolOption
-from modelport.cli.output import Format, FormatOption, emit, esc, fmt_float, stdout, verdict
+from modelport.cli.output import (
+    Format,
+    FormatOption,
+    emit,
+    esc,
+    fmt_float,
+    progress,
+    stdout,
+    verdict,
+)
 from modelport.errors import ExportError
 
 app = typer.Typer(help="Export a model from a source framework to ONNX and verify it.",
@@ -96,10 +105,12 @@ def torch_command(
     from modelport.export.pytorch import load_module
 
     names, tensors = _example_inputs(shape)
-    result = modelport.export.torch(
-        load_module(spec), tuple(tensors), output, input_names=names,
-        output_names=output_name or None, dynamic_batch=dynamic_batch, opset=opset,
-        exporter=exporter, fallback=fallback, verify=verify, atol=atol, rtol=rtol)
+    with progress(None, "export") as step:
+        step(f"{spec} with {exporter}")
+        result = modelport.export.torch(
+            load_module(spec), tuple(tensors), output, input_names=names,
+            output_names=output_name or None, dynamic_batch=dynamic_batch, opset=opset,
+            exporter=exporter, fallback=fallback, verify=verify, atol=atol, rtol=rtol)
     emit(format, result, lambda: render_result(result))
     if not result.passed:
         raise typer.Exit(1)

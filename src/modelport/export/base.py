@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.compare import OutputComparison, compare_arrays
+from modelport.comparison import OutputComparison, compare_arrays
 
 
 @dataclass

@@ -84,7 +84,7 @@ def compare_arrays(name: str, actual: Any, expected: Any, *, atol: float = DEFAU
     both_finite = ~(nan_a | nan_e | inf_a | inf_e)
     nan_mismatch = int(np.sum(nan_a != nan_e))
     inf_mismatch = int(np.sum((inf_a | inf_e) & ~(nan_a | nan_e) & (a64 != e64)))
-    err = np.abs(a64 - e64)[both_finite]
+    err = np.abs(a64[both_finite] - e64[both_finite])
     scale = np.abs(e64)[both_finite]
     close = np.isclose(a64, e64, rtol=rtol, atol=atol, equal_nan=True)
     stats = OutputComparison(

@@ -1,0 +1,74 @@
+"""Shared fixtures: small ONNX models built with onnx.helper, whose answers numpy gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from modelport.cli.main import main
+
+RNG = np.random.default_rng(42)
+W = RNG.standard_normal((4, 3)).astype(np.float32)
+B = RNG.standard_normal(3).astype(np.float32)
+
+
+def mlp_model(*, ir_version: int = 10, opset: int = 17) -> onnx.ModelProto:
+    """y = Relu(x @ W + B) with x: FLOAT[batch, 4], y: FLOAT[batch, 3]."""
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "W", "B"], ["h"], name="gemm"),
+         helper.make_node("Relu", ["h"], ["y"], name="relu")],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="modelport-tests")
+    model.ir_version = ir_version
+    return model
+
+
+def mlp_expected(x: np.ndarray) -> np.ndarray:
+    """The MLP's answer computed by numpy, independently of any backend."""
+    return np.maximum(x @ W + B, 0)
+
+
+def wide_model(k: int = 512) -> onnx.ModelProto:
+    """y = x @ W with a long inner dimension, where engines' summation orders differ."""
+    w = np.random.default_rng(7).standard_normal((k, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="matmul")], "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+        [numpy_helper.from_array(w, "W")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.fixture
+def wide_path(tmp_path: Path) -> Path:
+    path = tmp_path / "wide.onnx"
+    onnx.save(wide_model(), path)
+    return path
+
+
+@pytest.fixture
+def mlp_path(tmp_path: Path) -> Path:
+    path = tmp_path / "mlp.onnx"
+    onnx.save(mlp_model(), path)
+    return path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
