@@ -141,7 +141,8 @@ def run_demo(out_dir: str | Path = "modelport-demo", *, epochs: int = 5, samples
     model_path = out / "classifier.onnx"
     exported = modelport.export.torch(model, torch.from_numpy(x[:4]), model_path,
                                       input_names=["input"], output_names=["output"],
-                                      exporter=exporter, atol=tolerance, rtol=0.0)
+                                      exporter=exporter, atol=tolerance, rtol=0.0,
+                                      report=False)
     feeds = {b: _rows(x, b) for b in batches}
     with torch.no_grad():
         expected = {b: model(torch.from_numpy(f)).numpy() for b, f in feeds.items()}

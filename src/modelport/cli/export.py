@@ -110,7 +110,8 @@ def torch_command(
         result = modelport.export.torch(
             load_module(spec), tuple(tensors), output, input_names=names,
             output_names=output_name or None, dynamic_batch=dynamic_batch, opset=opset,
-            exporter=exporter, fallback=fallback, verify=verify, atol=atol, rtol=rtol)
+            exporter=exporter, fallback=fallback, verify=verify, atol=atol, rtol=rtol,
+            report=False)
     emit(format, result, lambda: render_result(result))
     if not result.passed:
         raise typer.Exit(1)

@@ -7,6 +7,7 @@ exporter modules, so importing this package imports no framework.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ def torch(model: _torch.nn.Module, args: Any, path: str | os.PathLike[str], *,
           dynamic_batch: bool = True, dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
           opset: int | None = None, exporter: str = "dynamo", fallback: bool = True,
           verify: bool = True, verify_backend: str = "onnxruntime", second_batch: int | None = None,
-          atol: float = 1e-5, rtol: float = 1e-4) -> ExportResult:
+          atol: float = 1e-5, rtol: float = 1e-4, report: bool = True) -> ExportResult:
     """Export a PyTorch module to ONNX and verify the file against the module.
 
     Args:
@@ -42,6 +43,7 @@ def torch(model: _torch.nn.Module, args: Any, path: str | os.PathLike[str], *,
         verify: run the file with ``verify_backend`` on the example inputs and on a second
             batch size (``second_batch``, default ``2 * batch + 1``) and compare with the module.
         atol, rtol: tolerances of the verification.
+        report: print the attempts and the verification (``ExportResult.summary``) to stderr.
 
     Returns:
         the written path, the exporter that succeeded, every attempt, and the verification.
@@ -51,8 +53,11 @@ def torch(model: _torch.nn.Module, args: Any, path: str | os.PathLike[str], *,
     """
     from modelport.export.pytorch import export_torch
 
-    return export_torch(model, args, path, input_names=input_names, output_names=output_names,
-                        dynamic_batch=dynamic_batch, dynamic_axes=dynamic_axes, opset=opset,
-                        exporter=exporter, fallback=fallback, verify=verify,
-                        verify_backend=verify_backend, second_batch=second_batch, atol=atol,
-                        rtol=rtol)
+    result = export_torch(model, args, path, input_names=input_names,
+                          output_names=output_names, dynamic_batch=dynamic_batch,
+                          dynamic_axes=dynamic_axes, opset=opset, exporter=exporter,
+                          fallback=fallback, verify=verify, verify_backend=verify_backend,
+                          second_batch=second_batch, atol=atol, rtol=rtol)
+    if report:
+        print(result.summary(), file=sys.stderr)
+    return result

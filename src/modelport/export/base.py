@@ -70,6 +70,22 @@ class ExportResult:
         return self.exporter is not None and (self.verification is None
                                               or self.verification.passed)
 
+    def summary(self) -> str:
+        """A few lines for people: the attempts, then max abs / rel error per output."""
+        lines = [f"{a.exporter} exporter: " + ("ok" if a.ok else f"failed: {a.error}")
+                 for a in self.attempts]
+        lines.append(f"wrote {self.path}")
+        if self.verification is not None:
+            v = self.verification
+            lines.append(f"verification with {v.backend} (atol {v.atol:g}, rtol {v.rtol:g}):")
+            for case in v.cases:
+                for o in case.outputs:
+                    verdict = "ok" if o.passed else f"DIFFERS {o.note}".rstrip()
+                    lines.append(f"  inputs {case.inputs} {o.name}: max abs "
+                                 f"{_g(o.max_abs_error)} max rel {_g(o.max_rel_error)} {verdict}")
+        lines.append("PASSED" if self.passed else "FAILED")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["passed"] = self.passed
@@ -79,3 +95,7 @@ class ExportResult:
                                  strict=True):
                 raw["passed"] = case.passed
         return data
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"

@@ -52,7 +52,6 @@ def export_torch(model: torch.nn.Module, args: Any, path: str | os.PathLike[str]
         except Exception as exc:  # exporters raise anything; each failure is reported
             attempts.append(ExportAttempt(name, False, time.perf_counter() - start,
                                           _summary(exc)))
-            print(f"modelport: the {name} exporter failed: {_summary(exc)}", file=sys.stderr)
             continue
         attempts.append(ExportAttempt(name, True, time.perf_counter() - start))
         result = ExportResult(str(target), name, attempts, external_data=files[1:])
