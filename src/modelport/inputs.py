@@ -39,7 +39,8 @@ def check_feeds(specs: Sequence[TensorSpec], feeds: Feeds) -> dict[str, np.ndarr
         if spec.name in by_name:
             array = _as_array(spec, by_name[spec.name], problems)
             if array is not None:
-                _check_shape(spec, array.shape, symbols, problems)
+                if spec.kind == "tensor":
+                    _check_shape(spec, array.shape, symbols, problems)
                 arrays[spec.name] = array
     if problems:
         expected = "; ".join(f"{s.name}: {s.dtype_name}{s.shape_str()}" for s in specs)

@@ -49,6 +49,7 @@ class _Entry:
     install_hint: str | None = None
     kind: str = "runtime"
     source: str = "builtin"
+    ref: str | None = None  # "module:qualname" of a registered class or factory
 
 
 def _builtin(name: str, module: str, cls: str, requires: tuple[str, ...], hint: str,
@@ -95,8 +96,36 @@ def register_backend(name: str, backend: Backend | type[Backend] | Callable[[], 
     else:
         load = backend
     resolved_kind = str(kind or getattr(backend, "kind", "runtime"))
-    _REGISTRY[name] = _Entry(name, load, kind=resolved_kind, source="registered")
+    _REGISTRY[name] = _Entry(name, load, kind=resolved_kind, source="registered",
+                             ref=_ref_of(backend))
     _instances.pop(name, None)
+
+
+def _ref_of(obj: object) -> str | None:
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:  # instances, lambdas, local classes
+        return None
+    return f"{module}:{qualname}"
+
+
+def backend_ref(name: str) -> str | None:
+    """How a worker process can rebuild a backend registered in code: "module:qualname".
+
+    ``None`` for built-in and plugin backends, which every process finds by name.
+    """
+    _load_plugins()
+    entry = _REGISTRY.get(name)
+    return entry.ref if entry is not None else None
+
+
+def resolve_ref(ref: str) -> Callable[[], Backend]:
+    """The class or factory a ``backend_ref`` names."""
+    module, _, qualname = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    factory: Callable[[], Backend] = obj
+    return factory
 
 
 def get_backend(name: str) -> Backend:

@@ -30,7 +30,7 @@ class OnnxRuntimeSession(Session):
                  graph_optimization_level: str = "all") -> None:
         super().__init__(backend, model, device)
         options = ort.SessionOptions()
-        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        options.log_severity_level = 4  # modelport reports errors itself; ORT would repeat them
         options.graph_optimization_level = _LEVELS[graph_optimization_level]
         if intra_op_num_threads:
             options.intra_op_num_threads = intra_op_num_threads

@@ -7,6 +7,7 @@ shapes where the ONNX model has them, so one session serves every batch size.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ class OpenVinoSession(Session):
             self._compiled = backend.core.compile_model(
                 ov_model, device.upper(), {**_DEFAULT_CONFIG, **(config or {})})
         except Exception as exc:
-            raise BackendError(f"openvino could not load the model: {one_line(exc)}") from exc
+            raise BackendError(f"openvino could not load the model: {_message(exc)}") from exc
         self._request = self._compiled.create_infer_request()
         self._names = [o.name for o in self.outputs]
         # OpenVINO may reorder outputs; map each graph output by name.
@@ -46,7 +47,7 @@ class OpenVinoSession(Session):
         try:
             results = self._request.infer(native_feeds)
         except Exception as exc:
-            raise BackendError(f"openvino failed to run the model: {one_line(exc)}") from exc
+            raise BackendError(f"openvino failed to run the model: {_message(exc)}") from exc
         # Copy: the request reuses its output buffers on the next call.
         return [np.array(results[port]) for port in self._ports]
 
@@ -66,6 +67,12 @@ class OpenVinoBackend(Backend):
 
     def version(self) -> str:
         return str(ov.get_version()).split("-")[0]  # drop the build hash
+
+
+def _message(exc: BaseException) -> str:
+    """OpenVINO's message without the C++ source locations and the documentation plug."""
+    text = re.sub(r"(Exception from|Check '.*?' failed at) src/\S+:\d+:\s*", "", one_line(exc))
+    return text.split(" To facilitate the conversion")[0]
 
 
 globals().update(onnx_backend_api(OpenVinoBackend))

@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from modelport.cli import backends, bench, check, compare, demo, export, inspect, run
+from modelport.cli import (
+    backends,
+    bench,
+    check,
+    compare,
+    conformance,
+    demo,
+    export,
+    inspect,
+    run,
+)
 from modelport.cli.output import stderr
 
 app = typer.Typer(
@@ -21,7 +31,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="markdown",
 )
-for module in (backends, inspect, check, run, compare, bench, demo):
+for module in (backends, inspect, check, run, compare, bench, conformance, demo):
     app.command(module.NAME, help=module.HELP)(module.command)
 app.add_typer(export.app, name="export")
 
