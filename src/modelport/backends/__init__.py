@@ -69,6 +69,9 @@ _REGISTRY: dict[str, _Entry] = {
                  ("openvino",), "pip install 'modelport[openvino]'"),
         _builtin("reference", "modelport.backends.reference", "ReferenceBackend",
                  ("onnx",), "pip install onnx"),
+        _builtin("numpy", "modelport.backends.numpy", "NumpyBackend",
+                 ("numpy", "array_api_compat"), "pip install array-api-compat",
+                 kind="translating"),
     )
 }
 _instances: dict[str, Backend] = {}

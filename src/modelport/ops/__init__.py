@@ -1,0 +1,17 @@
+"""The shared operator library: each ONNX operator written once over an array namespace.
+
+Importing this package registers every family. See :mod:`modelport.ops.registry` for how an
+operator is written and resolved.
+"""
+
+from modelport.ops import (  # noqa: F401 - importing registers
+    elementwise,
+    indexing,
+    linalg,
+    nn,
+    reduction,
+    shape,
+)
+from modelport.ops.registry import REGISTRY, OpDef, lookup, op, supported_ops
+
+__all__ = ["REGISTRY", "OpDef", "lookup", "op", "supported_ops"]

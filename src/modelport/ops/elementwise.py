@@ -1,0 +1,247 @@
+"""Element-wise operators: math, activations, comparisons, logic, variadic Max/Min/Sum/Mean.
+
+Versions that only widened the set of types share one implementation; version 1 (and 6 where
+it still had ``consumed_inputs``/legacy broadcasting) is not implemented.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+from modelport.ops.registry import op
+
+
+def _unary(name: str, versions: tuple[int, ...], fn_name: str) -> None:
+    def unary(ctx: Any, x: Any) -> Any:
+        return getattr(ctx.xp, fn_name)(x)
+
+    unary.__name__ = name.lower()
+    op(name, *versions)(unary)
+
+
+for _name, _versions, _fn in [
+    ("Abs", (6, 13), "abs"), ("Acos", (7, 22), "acos"), ("Acosh", (9, 22), "acosh"),
+    ("Asin", (7, 22), "asin"), ("Asinh", (9, 22), "asinh"), ("Atan", (7, 22), "atan"),
+    ("Atanh", (9, 22), "atanh"), ("Ceil", (6, 13), "ceil"), ("Cos", (7, 22), "cos"),
+    ("Cosh", (9, 22), "cosh"), ("Exp", (6, 13), "exp"), ("Floor", (6, 13), "floor"),
+    ("Log", (6, 13), "log"), ("Neg", (6, 13), "negative"), ("Sin", (7, 22), "sin"),
+    ("Sinh", (9, 22), "sinh"), ("Sqrt", (6, 13), "sqrt"), ("Tan", (7, 22), "tan"),
+    ("Tanh", (6, 13), "tanh"), ("Not", (1,), "logical_not"), ("Round", (11, 22), "round"),
+    ("Sign", (9, 13), "sign"), ("IsNaN", (9, 13, 20), "isnan"),
+    ("BitwiseNot", (18,), "bitwise_invert"),
+]:
+    _unary(_name, _versions, _fn)
+
+
+@op("Reciprocal", 6, 13)
+def reciprocal(ctx: Any, x: Any) -> Any:
+    return 1 / x
+
+
+@op("Erf", 9, 13)
+def erf(ctx: Any, x: Any) -> Any:
+    return ctx.k.erf(x)
+
+
+@op("IsInf", 10, 20)
+def is_inf(ctx: Any, x: Any, *, detect_negative: int, detect_positive: int) -> Any:
+    xp = ctx.xp
+    inf = xp.isinf(x)
+    if not detect_negative:
+        inf = inf & (x > 0)
+    if not detect_positive:
+        inf = inf & (x < 0)
+    return inf
+
+
+# --- activations ------------------------------------------------------------------------------
+
+
+@op("Relu", 6, 13, 14)
+def relu(ctx: Any, x: Any) -> Any:
+    return ctx.xp.where(x > 0, x, ctx.xp.zeros_like(x))
+
+
+@op("Sigmoid", 6, 13)
+def sigmoid(ctx: Any, x: Any) -> Any:
+    return 1 / (1 + ctx.xp.exp(-x))
+
+
+@op("Softplus", 1, 22)
+def softplus(ctx: Any, x: Any) -> Any:
+    return ctx.xp.logaddexp(x, ctx.xp.zeros_like(x))
+
+
+@op("Softsign", 1, 22)
+def softsign(ctx: Any, x: Any) -> Any:
+    return x / (1 + ctx.xp.abs(x))
+
+
+@op("Elu", 6, 22)
+def elu(ctx: Any, x: Any, *, alpha: float) -> Any:
+    return ctx.xp.where(x > 0, x, alpha * ctx.xp.expm1(ctx.xp.minimum(x, 0 * x)))
+
+
+@op("Celu", 12, 28)
+def celu(ctx: Any, x: Any, *, alpha: float) -> Any:
+    xp = ctx.xp
+    return xp.maximum(x, 0 * x) + xp.minimum(0 * x, alpha * xp.expm1(x / alpha))
+
+
+@op("Selu", 6, 22)
+def selu(ctx: Any, x: Any, *, alpha: float, gamma: float) -> Any:
+    xp = ctx.xp
+    return gamma * xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0 * x)))
+
+
+@op("LeakyRelu", 6, 16)
+def leaky_relu(ctx: Any, x: Any, *, alpha: float) -> Any:
+    return ctx.xp.where(x >= 0, x, alpha * x)
+
+
+@op("PRelu", 7, 9, 16)
+def prelu(ctx: Any, x: Any, slope: Any) -> Any:
+    return ctx.xp.where(x >= 0, x, slope * x)
+
+
+@op("ThresholdedRelu", 10, 22)
+def thresholded_relu(ctx: Any, x: Any, *, alpha: float) -> Any:
+    return ctx.xp.where(x > alpha, x, 0 * x)
+
+
+@op("HardSigmoid", 6, 22)
+def hard_sigmoid(ctx: Any, x: Any, *, alpha: float, beta: float) -> Any:
+    return ctx.xp.clip(alpha * x + beta, 0, 1)
+
+
+@op("HardSwish", 14, 22)
+def hard_swish(ctx: Any, x: Any) -> Any:
+    return x * ctx.xp.clip(x / 6 + 0.5, 0, 1)
+
+
+@op("Swish", 24)
+def swish(ctx: Any, x: Any, *, alpha: float) -> Any:
+    return x * sigmoid(ctx, alpha * x)
+
+
+@op("Mish", 18, 22)
+def mish(ctx: Any, x: Any) -> Any:
+    return x * ctx.xp.tanh(softplus(ctx, x))
+
+
+@op("Shrink", 9)
+def shrink(ctx: Any, x: Any, *, bias: float, lambd: float) -> Any:
+    xp = ctx.xp
+    return xp.where(x < -lambd, x + bias, xp.where(x > lambd, x - bias, 0 * x))
+
+
+@op("Gelu", 20)
+def gelu(ctx: Any, x: Any, *, approximate: str) -> Any:
+    xp = ctx.xp
+    if approximate == "tanh":
+        return 0.5 * x * (1 + xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + ctx.k.erf(x / math.sqrt(2)))
+
+
+# --- binary arithmetic ------------------------------------------------------------------------
+
+
+@op("Add", 7, 13, 14)
+def add(ctx: Any, a: Any, b: Any) -> Any:
+    return a + b
+
+
+@op("Sub", 7, 13, 14)
+def sub(ctx: Any, a: Any, b: Any) -> Any:
+    return a - b
+
+
+@op("Mul", 7, 13, 14)
+def mul(ctx: Any, a: Any, b: Any) -> Any:
+    return a * b
+
+
+@op("Div", 7, 13, 14)
+def div(ctx: Any, a: Any, b: Any) -> Any:
+    xp = ctx.xp
+    if xp.isdtype(a.dtype, "integral"):  # C-style: truncate toward zero
+        return xp.astype(xp.trunc(xp.astype(a, xp.float64) / xp.astype(b, xp.float64)), a.dtype)
+    return a / b
+
+
+@op("Pow", 7, 12, 13, 15)
+def pow_(ctx: Any, a: Any, b: Any) -> Any:
+    xp = ctx.xp
+    if xp.isdtype(a.dtype, "integral") and not xp.isdtype(b.dtype, "integral"):
+        return xp.astype(xp.pow(xp.astype(a, b.dtype), b), a.dtype)
+    return xp.astype(xp.pow(a, xp.astype(b, a.dtype)), a.dtype)
+
+
+@op("Mod", 10, 13, 28)
+def mod(ctx: Any, a: Any, b: Any, *, fmod: int) -> Any:
+    return ctx.xp.fmod(a, b) if fmod else ctx.xp.remainder(a, b)
+
+
+@op("BitShift", 11, 28)
+def bit_shift(ctx: Any, x: Any, y: Any, *, direction: str) -> Any:
+    xp = ctx.xp
+    return (xp.bitwise_left_shift(x, y) if direction == "LEFT"
+            else xp.bitwise_right_shift(x, y))
+
+
+for _name, _versions, _fn in [
+    ("And", (7,), "logical_and"), ("Or", (7,), "logical_or"), ("Xor", (7,), "logical_xor"),
+    ("BitwiseAnd", (18,), "bitwise_and"), ("BitwiseOr", (18,), "bitwise_or"),
+    ("BitwiseXor", (18,), "bitwise_xor"), ("Equal", (7, 11, 13, 19), "equal"),
+    ("Greater", (7, 9, 13), "greater"), ("Less", (7, 9, 13), "less"),
+    ("GreaterOrEqual", (12, 16), "greater_equal"), ("LessOrEqual", (12, 16), "less_equal"),
+]:
+    def _binary(ctx: Any, a: Any, b: Any, _fn: str = _fn) -> Any:
+        return getattr(ctx.xp, _fn)(a, b)
+
+    op(_name, *_versions)(_binary)
+
+
+@op("Where", 9, 16)
+def where(ctx: Any, condition: Any, x: Any, y: Any) -> Any:
+    return ctx.xp.where(condition, x, y)
+
+
+@op("Clip", 6)
+def clip_6(ctx: Any, x: Any, *, min: float, max: float) -> Any:
+    return ctx.xp.clip(x, min, max)
+
+
+@op("Clip", 11, 12, 13)
+def clip(ctx: Any, x: Any, low: Any = None, high: Any = None) -> Any:
+    xp = ctx.xp
+    if low is not None:
+        x = xp.maximum(x, xp.astype(low, x.dtype))
+    if high is not None:
+        x = xp.minimum(x, xp.astype(high, x.dtype))
+    return x
+
+
+# --- variadic ---------------------------------------------------------------------------------
+
+
+@op("Max", 8, 12, 13)
+def max_(ctx: Any, *xs: Any) -> Any:
+    return functools.reduce(ctx.xp.maximum, xs)
+
+
+@op("Min", 8, 12, 13)
+def min_(ctx: Any, *xs: Any) -> Any:
+    return functools.reduce(ctx.xp.minimum, xs)
+
+
+@op("Sum", 8, 13)
+def sum_(ctx: Any, *xs: Any) -> Any:
+    return functools.reduce(lambda a, b: a + b, xs)
+
+
+@op("Mean", 8, 13)
+def mean(ctx: Any, *xs: Any) -> Any:
+    return sum_(ctx, *xs) / len(xs)

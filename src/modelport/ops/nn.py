@@ -1,0 +1,253 @@
+"""Convolution, pooling and normalization.
+
+The spec's geometry (``auto_pad``, ``ceil_mode``, output shapes, ``output_padding``) is worked
+out here once, on Python integers; the frameworks' kernels receive explicit begin/end pads and
+only do the arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from modelport.ops.registry import op
+from modelport.ops.shape import normalize_axis, shape_of
+
+
+def _effective(kernel: list[int], dilations: list[int]) -> list[int]:
+    return [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+
+
+def window_pads(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
+                dilations: list[int], pads: list[int] | None, auto_pad: str,
+                ceil_mode: int = 0) -> tuple[list[int], list[int], list[int]]:
+    """Output sizes, begin pads and end pads of a sliding window, as the spec defines them.
+
+    End pads include the extra padding that ``ceil_mode`` needs for its last window.
+    """
+    nd = len(spatial)
+    eff = _effective(kernel, dilations)
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = [math.ceil(i / s) for i, s in zip(spatial, strides, strict=True)]
+        total = [max(0, (o - 1) * s + e - i) for o, s, e, i in zip(out, strides, eff, spatial,
+                                                                   strict=True)]
+        small = [t // 2 for t in total]
+        begin = small if auto_pad == "SAME_UPPER" else [t - h for t, h in zip(total, small,
+                                                                               strict=True)]
+        end = [t - b for t, b in zip(total, begin, strict=True)]
+        return out, begin, end
+    if auto_pad == "VALID" or pads is None:
+        begin, end = [0] * nd, [0] * nd
+    else:
+        begin, end = list(pads[:nd]), list(pads[nd:])
+    out = []
+    for i in range(nd):
+        span = spatial[i] + begin[i] + end[i] - eff[i]
+        size = (math.ceil(span / strides[i]) if ceil_mode else span // strides[i]) + 1
+        if ceil_mode and (size - 1) * strides[i] >= spatial[i] + begin[i]:
+            size -= 1  # the last window must start inside the input or its begin pad
+        out.append(size)
+        end[i] = max(end[i], (size - 1) * strides[i] + eff[i] - spatial[i] - begin[i])
+    return out, begin, end
+
+
+def _geometry(x: Any, kernel: list[int], strides: list[int] | None,
+              dilations: list[int] | None, pads: list[int] | None, auto_pad: str,
+              ceil_mode: int = 0) -> tuple[list[int], list[int], list[int], list[int],
+                                          list[int]]:
+    nd = len(kernel)
+    strides = list(strides or [1] * nd)
+    dilations = list(dilations or [1] * nd)
+    out, begin, end = window_pads(shape_of(x)[2:], kernel, strides, dilations, pads, auto_pad,
+                                  ceil_mode)
+    return strides, dilations, out, begin, end
+
+
+@op("Conv", 11, 22)
+def conv(ctx: Any, x: Any, w: Any, b: Any = None, *, auto_pad: str = "NOTSET",
+         dilations: list[int] | None = None, group: int = 1,
+         kernel_shape: list[int] | None = None, pads: list[int] | None = None,
+         strides: list[int] | None = None) -> Any:
+    kernel = list(kernel_shape or shape_of(w)[2:])
+    strides, dilations, _, begin, end = _geometry(x, kernel, strides, dilations, pads, auto_pad)
+    return ctx.k.conv(x, w, b, strides, begin, end, dilations, group)
+
+
+@op("ConvTranspose", 11, 22)
+def conv_transpose(ctx: Any, x: Any, w: Any, b: Any = None, *, auto_pad: str = "NOTSET",
+                   dilations: list[int] | None = None, group: int = 1,
+                   kernel_shape: list[int] | None = None,
+                   output_padding: list[int] | None = None,
+                   output_shape: list[int] | None = None, pads: list[int] | None = None,
+                   strides: list[int] | None = None) -> Any:
+    spatial = shape_of(x)[2:]
+    nd = len(spatial)
+    kernel = list(kernel_shape or shape_of(w)[2:])
+    strides = list(strides or [1] * nd)
+    dilations = list(dilations or [1] * nd)
+    extra = list(output_padding or [0] * nd)
+    full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d in zip(spatial, strides, kernel,
+                                                                  dilations, strict=True)]
+    if output_shape is not None:
+        target = list(output_shape[-nd:])
+        total = [f + e - t for f, e, t in zip(full, extra, target, strict=True)]
+        begin = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+        end = [t - b for t, b in zip(total, begin, strict=True)]
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        target = [i * s for i, s in zip(spatial, strides, strict=True)]
+        total = [f + e - t for f, e, t in zip(full, extra, target, strict=True)]
+        begin = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+        end = [t - b for t, b in zip(total, begin, strict=True)]
+    else:
+        begin, end = (list(pads[:nd]), list(pads[nd:])) if pads else ([0] * nd, [0] * nd)
+    return ctx.k.conv_transpose(x, w, b, strides, begin, end, dilations, group, extra)
+
+
+def _pool_args(x: Any, kernel_shape: list[int], strides: Any, dilations: Any, pads: Any,
+               auto_pad: str, ceil_mode: int) -> tuple[Any, ...]:
+    strides, dilations, _, begin, end = _geometry(x, list(kernel_shape), strides, dilations,
+                                                  pads, auto_pad, ceil_mode)
+    return list(kernel_shape), strides, dilations, begin, end
+
+
+@op("MaxPool", 8, 10, 11, 12, 22)
+def max_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+             dilations: list[int] | None = None, kernel_shape: list[int],
+             pads: list[int] | None = None, storage_order: int = 0,
+             strides: list[int] | None = None) -> Any:
+    args = _pool_args(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    if ctx.n_outputs > 1:
+        return ctx.k.max_pool_with_indices(x, *args, storage_order)
+    return ctx.k.pool(x, "max", *args, True)
+
+
+@op("AveragePool", 7, 10, 11, 19, 22)
+def average_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+                 count_include_pad: int = 0, dilations: list[int] | None = None,
+                 kernel_shape: list[int], pads: list[int] | None = None,
+                 strides: list[int] | None = None) -> Any:
+    kernel, strides_, dilations_, begin, end = _pool_args(x, kernel_shape, strides, dilations,
+                                                          pads, auto_pad, ceil_mode)
+    if count_include_pad:
+        # The explicit pads count, the extra ceil_mode padding does not.
+        _, _, _, begin0, end0 = _geometry(x, kernel, strides, dilations, pads, auto_pad)
+        padded = ctx.k.pad(x, [[0, 0], [0, 0], *zip(begin0, end0, strict=True)], "constant", 0)
+        extra = [e - e0 for e, e0 in zip(end, end0, strict=True)]
+        return ctx.k.pool(padded, "avg", kernel, strides_, dilations_, [0] * len(kernel),
+                          extra, False)
+    return ctx.k.pool(x, "avg", kernel, strides_, dilations_, begin, end, False)
+
+
+@op("LpPool", 11, 18, 22)
+def lp_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+            dilations: list[int] | None = None, kernel_shape: list[int], p: int = 2,
+            pads: list[int] | None = None, strides: list[int] | None = None) -> Any:
+    args = _pool_args(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    powered = ctx.k.pool(ctx.xp.abs(x) ** p, "sum", *args, False)
+    return powered ** (1.0 / p)
+
+
+@op("GlobalAveragePool", 1, 22)
+def global_average_pool(ctx: Any, x: Any) -> Any:
+    return ctx.xp.mean(x, axis=tuple(range(2, len(x.shape))), keepdims=True)
+
+
+@op("GlobalMaxPool", 1, 22)
+def global_max_pool(ctx: Any, x: Any) -> Any:
+    return ctx.xp.max(x, axis=tuple(range(2, len(x.shape))), keepdims=True)
+
+
+@op("GlobalLpPool", 2, 22)
+def global_lp_pool(ctx: Any, x: Any, *, p: int = 2) -> Any:
+    xp = ctx.xp
+    return xp.sum(xp.abs(x) ** p, axis=tuple(range(2, len(x.shape))), keepdims=True) ** (1 / p)
+
+
+# --- normalization ----------------------------------------------------------------------------
+
+
+def _channel(x: Any, v: Any, ctx: Any) -> Any:
+    """A per-channel vector shaped to broadcast against NC... data."""
+    return ctx.xp.reshape(v, (1, -1, *([1] * (len(x.shape) - 2))))
+
+
+@op("BatchNormalization", 9, 14, 15)
+def batch_normalization(ctx: Any, x: Any, scale: Any, bias: Any, mean: Any, var: Any, *,
+                        epsilon: float = 1e-5, momentum: float = 0.9,
+                        training_mode: int = 0) -> Any:
+    xp = ctx.xp
+    if training_mode:
+        axes = (0, *range(2, len(x.shape)))
+        batch_mean = xp.mean(x, axis=axes)
+        batch_var = xp.var(x, axis=axes)
+        y = (x - _channel(x, batch_mean, ctx)) / xp.sqrt(_channel(x, batch_var, ctx) + epsilon)
+        y = y * _channel(x, scale, ctx) + _channel(x, bias, ctx)
+        return (y, mean * momentum + batch_mean * (1 - momentum),
+                var * momentum + batch_var * (1 - momentum))
+    inv = scale / xp.sqrt(var + epsilon)
+    return x * _channel(x, inv, ctx) + _channel(x, bias - mean * inv, ctx)
+
+
+@op("InstanceNormalization", 6, 22)
+def instance_normalization(ctx: Any, x: Any, scale: Any, bias: Any, *,
+                           epsilon: float = 1e-5) -> Any:
+    xp = ctx.xp
+    axes = tuple(range(2, len(x.shape)))
+    mean = xp.mean(x, axis=axes, keepdims=True)
+    var = xp.var(x, axis=axes, keepdims=True)
+    return (x - mean) / xp.sqrt(var + epsilon) * _channel(x, scale, ctx) + _channel(x, bias, ctx)
+
+
+@op("LayerNormalization", 17)
+def layer_normalization(ctx: Any, x: Any, scale: Any, bias: Any = None, *, axis: int = -1,
+                        epsilon: float = 1e-5, stash_type: int = 1) -> Any:
+    xp = ctx.xp
+    axes = tuple(range(normalize_axis(axis, len(x.shape)), len(x.shape)))
+    work = xp.astype(x, ctx.dtype(stash_type))
+    mean = xp.mean(work, axis=axes, keepdims=True)
+    centered = work - mean
+    inv_std = 1 / xp.sqrt(xp.mean(centered * centered, axis=axes, keepdims=True) + epsilon)
+    y = xp.astype(centered * inv_std, x.dtype) * scale
+    if bias is not None:
+        y = y + bias
+    if ctx.n_outputs == 1:
+        return y
+    return y, xp.astype(mean, ctx.dtype(stash_type)), inv_std
+
+
+@op("LRN", 1, 13)
+def lrn(ctx: Any, x: Any, *, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
+        size: int) -> Any:
+    squares = x * x
+    padded = ctx.k.pad(squares, [[0, 0], [(size - 1) // 2, size // 2],
+                                 *[[0, 0]] * (len(x.shape) - 2)], "constant", 0)
+    channels = shape_of(x)[1]
+    total = sum(padded[:, i:i + channels] for i in range(size))
+    return x / (bias + alpha / size * total) ** beta
+
+
+@op("MeanVarianceNormalization", 9, 13)
+def mean_variance_normalization(ctx: Any, x: Any, *, axes: list[int] | None = None) -> Any:
+    xp = ctx.xp
+    axes_ = tuple(axes if axes is not None else (0, 2, 3))
+    mean = xp.mean(x, axis=axes_, keepdims=True)
+    var = xp.mean((x - mean) ** 2, axis=axes_, keepdims=True)
+    return (x - mean) / (xp.sqrt(var) + 1e-9)
+
+
+@op("Dropout", 7)
+def dropout_7(ctx: Any, x: Any, *, ratio: float = 0.5) -> Any:
+    return (x, ctx.xp.ones_like(x, dtype=ctx.xp.bool)) if ctx.n_outputs > 1 else x
+
+
+@op("Dropout", 12, 13, 22)
+def dropout(ctx: Any, x: Any, ratio: Any = None, training_mode: Any = None, *,
+            seed: int | None = None) -> Any:
+    """Inference only: training mode draws random masks no two frameworks share."""
+    if training_mode is not None and bool(np.asarray(ctx.fw.to_host(training_mode)
+                                                     if ctx.fw.is_native(training_mode)
+                                                     else training_mode)):
+        raise NotImplementedError("Dropout in training mode is not supported")
+    return (x, ctx.xp.ones_like(x, dtype=ctx.xp.bool)) if ctx.n_outputs > 1 else x
