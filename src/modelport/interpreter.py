@@ -58,6 +58,12 @@ class Framework:
 
         return onnx.helper.tensor_dtype_to_np_dtype(elem_type)
 
+    def elem_type(self, value: Any) -> int:
+        """The ONNX element type of a host or framework tensor."""
+        import onnx.helper
+
+        return int(onnx.helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype))
+
 
 class OpContext:
     """What an operator sees besides its inputs: ``xp``, kernels ``k``, the framework."""
@@ -85,6 +91,7 @@ class Step:
     attributes: dict[str, Any]
     inputs: list[str]
     outputs: list[str]
+    subgraphs: bool = False
 
 
 @dataclass
@@ -163,7 +170,8 @@ def _to_host(fw: Framework, value: Any) -> Any:
 def _call(step: Step, args: Sequence[Any], fw: Framework, host_ctx: OpContext,
           native_ctx: OpContext) -> tuple[Any, ...]:
     opdef = step.opdef
-    on_host = fw.name == "numpy" or all(is_host(a) for a in args)
+    # Subgraphs read the enclosing scope, which may hold framework values: run them natively.
+    on_host = fw.name == "numpy" or (not step.subgraphs and all(is_host(a) for a in args))
     if on_host:
         ctx = host_ctx
     else:
@@ -261,13 +269,19 @@ def _plan_node(node: Any, opsets: dict[str, int], types: dict[str, Any], steps: 
         input_types = [types.get(n) for n in node.input]
         body = function_body(node, schema, opset, None if None in input_types
                              else input_types)
+        if body is None and schema is not None and schema.has_context_dependent_function:
+            # The body depends on input types shape inference could not tell: build it when
+            # the inputs arrive, as the reference evaluator does.
+            steps.append(Step(node, _deferred_function(node, schema, opset, opsets),
+                              {}, list(node.input), list(node.output), True))
+            return
         if body is None:
             version = schema.since_version if schema is not None else None
             why = "" if schema is not None else "no such operator in the ONNX spec"
             unsupported.append(Unsupported(_qualified(domain, node.op_type), version,
                                            node.name, why))
             return
-        inner, inner_opsets = expand(node, body)
+        inner, inner_opsets = expand(node, body, schema)
         merged = {**opsets, **inner_opsets}
         for child in inner:
             _plan_node(child, merged, types, steps, unsupported, fold=fold,
@@ -283,7 +297,42 @@ def _plan_node(node: Any, opsets: dict[str, int], types: dict[str, Any], steps: 
         elif isinstance(value, list) and value and all(_is_graph(v) for v in value):
             attributes[name] = [_plan_graph(v, opsets, dict(types), unsupported, fold=fold,
                                             parameters=parameters) for v in value]
-    steps.append(Step(node, opdef, attributes, list(node.input), list(node.output)))
+    subgraphs = any(isinstance(v, Plan) or (isinstance(v, list) and v and isinstance(v[0], Plan))
+                    for v in attributes.values())
+    steps.append(Step(node, opdef, attributes, list(node.input), list(node.output), subgraphs))
+
+
+def _deferred_function(node: Any, schema: Any, opset: int,
+                       opsets: dict[str, int]) -> registry.OpDef:
+    """An operator that plans its context-dependent body from the first inputs it sees."""
+    import onnx
+
+    cache: dict[tuple[Any, ...], Plan] = {}
+
+    def run(ctx: OpContext, *args: Any) -> tuple[Any, ...]:
+        key = tuple((ctx.fw.elem_type(a), tuple(a.shape)) if a is not None else None
+                    for a in args)
+        plan = cache.get(key)
+        if plan is None:
+            types = [onnx.helper.make_tensor_type_proto(k[0], k[1]) if k else onnx.TypeProto()
+                     for k in key]
+            body = function_body(node, schema, opset, types)
+            if body is None:
+                raise NotImplementedError(f"no function body for {node.op_type} with these "
+                                          f"input types")
+            inner, inner_opsets = expand(node, body, schema)
+            unsupported: list[Unsupported] = []
+            steps: list[Step] = []
+            for child in inner:
+                _plan_node(child, {**opsets, **inner_opsets}, {}, steps, unsupported,
+                           fold=False, parameters=set())
+            if unsupported:
+                raise NotImplementedError(", ".join(str(u) for u in unsupported))
+            plan = cache[key] = Plan(steps, {}, [], [o for o in node.output if o])
+        outs = iter(plan.run(ctx.fw, {}, outer=ctx.scope))
+        return tuple(next(outs) if name else None for name in node.output)
+
+    return registry.OpDef(node.domain, node.op_type, (schema.since_version,), run)
 
 
 def _is_graph(value: Any) -> bool:
@@ -300,10 +349,7 @@ def _fold(plan: Plan) -> None:
     kept = []
     ctx = OpContext(numpy_fw, plan.constants)
     for step in plan.steps:
-        foldable = (step.node.op_type not in _NOT_FOLDABLE
-                    and not any(isinstance(v, Plan) or (isinstance(v, list) and v
-                                                        and isinstance(v[0], Plan))
-                                for v in step.attributes.values())
+        foldable = (step.node.op_type not in _NOT_FOLDABLE and not step.subgraphs
                     and all(not n or n in plan.constants for n in step.inputs))
         if not foldable:
             kept.append(step)

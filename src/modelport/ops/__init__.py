@@ -5,11 +5,14 @@ operator is written and resolved.
 """
 
 from modelport.ops import (  # noqa: F401 - importing registers
+    control_flow,
     elementwise,
     indexing,
     linalg,
     nn,
     reduction,
+    resize,
+    sequence,
     shape,
 )
 from modelport.ops.registry import REGISTRY, OpDef, lookup, op, supported_ops

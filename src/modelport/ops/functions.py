@@ -56,10 +56,12 @@ def _best(versions: list[int], opset: int) -> int | None:
     return max(eligible) if eligible else None
 
 
-def expand(node: Any, body: Any) -> tuple[list[Any], dict[str, int]]:
+def expand(node: Any, body: Any, schema: Any = None) -> tuple[list[Any], dict[str, int]]:
     """The body's nodes with values renamed apart and attribute references bound.
 
-    Returns the nodes and the body's own opset imports, under which they must be resolved.
+    Attribute references resolve to the node's attribute, else the body's declared default,
+    else the schema's default. Returns the nodes and the body's own opset imports, under which
+    they must be resolved.
     """
     import onnx
 
@@ -71,7 +73,12 @@ def expand(node: Any, body: Any) -> tuple[list[Any], dict[str, int]]:
         rename[formal] = ""  # an omitted trailing optional input
     for formal, actual in zip(body.output, node.output, strict=False):
         rename[formal] = actual or prefix + formal  # an unused output stays internal
-    attributes = {a.name: a for a in body.attribute_proto}  # defaults declared by the body
+    attributes = {}
+    if schema is not None:
+        for name, attr in schema.attributes.items():
+            if attr.default_value is not None and attr.default_value.type != 0:
+                attributes[name] = attr.default_value
+    attributes.update({a.name: a for a in body.attribute_proto})  # the body's own defaults
     attributes.update({a.name: a for a in node.attribute})
     nodes = []
     for inner in body.node:
@@ -90,6 +97,18 @@ def _rename(node: Any, rename: dict[str, str], prefix: str) -> None:
         node.input[i] = rename.get(name, prefix + name)
     for i, name in enumerate(node.output):
         node.output[i] = rename.setdefault(name, prefix + name)
+    for attr in node.attribute:  # subgraphs see the body's values by their names
+        for graph in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            _rename_graph(graph, rename, prefix)
+
+
+def _rename_graph(graph: Any, rename: dict[str, str], prefix: str) -> None:
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        value.name = rename.setdefault(value.name, prefix + value.name)
+    for tensor in graph.initializer:
+        tensor.name = rename.setdefault(tensor.name, prefix + tensor.name)
+    for inner in graph.node:
+        _rename(inner, rename, prefix)
 
 
 def _bind_attributes(node: Any, attributes: Mapping[str, Any]) -> None:

@@ -237,7 +237,7 @@ def mean_variance_normalization(ctx: Any, x: Any, *, axes: list[int] | None = No
     return (x - mean) / (xp.sqrt(var) + 1e-9)
 
 
-@op("Dropout", 7)
+@op("Dropout", 7, 10)
 def dropout_7(ctx: Any, x: Any, *, ratio: float = 0.5) -> Any:
     return (x, ctx.xp.ones_like(x, dtype=ctx.xp.bool)) if ctx.n_outputs > 1 else x
 

@@ -46,11 +46,13 @@ def cast_to(x: np.ndarray, dtype: np.dtype[Any], saturate: int) -> np.ndarray:
         return np.vectorize(_to_string, otypes=[object])(x) if x.size else x.astype(object)
     if x.dtype == np.object_:
         return x.astype(np.float64 if dtype.kind != "b" else dtype).astype(dtype)
-    if saturate and "float8" in dtype.name and x.dtype.kind == "f":
+    if saturate and dtype.name.startswith("float8") and x.dtype.kind == "f":
         import ml_dtypes
 
         finfo = ml_dtypes.finfo(dtype)
-        x = np.where(np.isinf(x), x, np.clip(x, float(finfo.min), float(finfo.max)))
+        clipped = np.clip(x, float(finfo.min), float(finfo.max))
+        # Formats without infinities (the "fn" ones) saturate infinities too.
+        x = clipped if "fn" in dtype.name else np.where(np.isinf(x), x, clipped)
     return x.astype(dtype)
 
 

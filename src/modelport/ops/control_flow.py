@@ -1,0 +1,102 @@
+"""If, Loop and Scan: subgraphs run by the interpreter with the enclosing scope visible.
+
+Their graph attributes arrive already planned (``interpreter.Plan``). A framework may supply
+its own control flow (``k.cond`` / ``k.while_loop``) for tracing; in eager mode the condition
+is a host value and Python decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modelport.ops.registry import op
+
+VERSIONS = (1, 11, 13, 16, 19, 21, 23, 24, 25)
+
+
+def _truth(ctx: Any, value: Any) -> bool:
+    host = ctx.fw.to_host(value) if ctx.fw.is_native(value) else value
+    return bool(np.asarray(host).reshape(-1)[0])
+
+
+@op("If", *VERSIONS)
+def if_(ctx: Any, cond: Any, *, then_branch: Any, else_branch: Any) -> Any:
+    branch = then_branch if _truth(ctx, cond) else else_branch
+    return tuple(branch.run(ctx.fw, {}, outer=ctx.scope))
+
+
+@op("Loop", *VERSIONS)
+def loop(ctx: Any, trip_count: Any, cond: Any, *carried: Any, body: Any) -> Any:
+    xp = ctx.xp
+    limit = None if trip_count is None else int(np.asarray(
+        ctx.fw.to_host(trip_count) if ctx.fw.is_native(trip_count) else trip_count))
+    keep_going = True if cond is None else _truth(ctx, cond)
+    names = body.inputs
+    n_carried = len(carried)
+    state = list(carried)
+    scans: list[list[Any]] = []
+    i = 0
+    while keep_going and (limit is None or i < limit):
+        feeds = {names[0]: np.array(i, dtype=np.int64)}
+        if len(names) > 1 and names[1]:
+            feeds[names[1]] = np.array(keep_going)
+        feeds.update(zip(names[2:], state, strict=False))
+        outs = body.run(ctx.fw, feeds, outer=ctx.scope)
+        keep_going = _truth(ctx, outs[0])
+        state = list(outs[1:1 + n_carried])
+        for j, value in enumerate(outs[1 + n_carried:]):
+            if len(scans) <= j:
+                scans.append([])
+            scans[j].append(value)
+        i += 1
+    n_scans = len(body.outputs) - 1 - n_carried
+    stacked = [_stack(ctx, s) for s in scans] + [
+        xp.asarray(np.zeros((0,), np.float32)) for _ in range(n_scans - len(scans))]
+    return tuple(state + stacked)
+
+
+def _stack(ctx: Any, values: list[Any]) -> Any:
+    if all(isinstance(v, np.ndarray) for v in values):
+        return np.stack(values)
+    return ctx.xp.stack([ctx.fw.asarray(v) if isinstance(v, np.ndarray) else v
+                         for v in values])
+
+
+@op("Scan", 9, 11, 16, 19, 21, 23, 24, 25)
+def scan(ctx: Any, *inputs: Any, body: Any, num_scan_inputs: int,
+         scan_input_axes: list[int] | None = None,
+         scan_input_directions: list[int] | None = None,
+         scan_output_axes: list[int] | None = None,
+         scan_output_directions: list[int] | None = None) -> Any:
+    xp = ctx.xp
+    n_state = len(inputs) - num_scan_inputs
+    state = list(inputs[:n_state])
+    sequences = list(inputs[n_state:])
+    in_axes = scan_input_axes or [0] * num_scan_inputs
+    in_dirs = scan_input_directions or [0] * num_scan_inputs
+    sequences = [xp.moveaxis(s, int(a) % len(s.shape), 0) for s, a in zip(sequences, in_axes,
+                                                                         strict=True)]
+    steps = int(sequences[0].shape[0]) if sequences else 0
+    names = body.inputs
+    outputs: list[list[Any]] = []
+    for t in range(steps):
+        feeds = dict(zip(names[:n_state], state, strict=True))
+        for name, seq, direction in zip(names[n_state:], sequences, in_dirs, strict=True):
+            feeds[name] = seq[steps - 1 - t if direction else t]
+        outs = body.run(ctx.fw, feeds, outer=ctx.scope)
+        state = list(outs[:n_state])
+        for j, value in enumerate(outs[n_state:]):
+            if len(outputs) <= j:
+                outputs.append([])
+            outputs[j].append(value)
+    n_out = len(body.outputs) - n_state
+    out_axes = scan_output_axes or [0] * n_out
+    out_dirs = scan_output_directions or [0] * n_out
+    results = []
+    for values, axis, direction in zip(outputs, out_axes, out_dirs, strict=False):
+        stacked = _stack(ctx, values[::-1] if direction else values)
+        module = np if isinstance(stacked, np.ndarray) else xp
+        results.append(module.moveaxis(stacked, 0, int(axis) % len(stacked.shape)))
+    return tuple(state + results)
