@@ -10,10 +10,15 @@ from modelport.ops import (  # noqa: F401 - importing registers
     indexing,
     linalg,
     nn,
+    quant,
     reduction,
     resize,
+    rnn,
     sequence,
     shape,
+    signal,
+    text,
+    vision,
 )
 from modelport.ops.registry import REGISTRY, OpDef, lookup, op, supported_ops
 

@@ -211,3 +211,10 @@ def unique(x: np.ndarray, axis: int | None, sort: bool) -> tuple[np.ndarray, ...
         values = np.take(values, order, axis=0 if axis is None else axis)
         first, counts, inverse = first[order], counts[order], rank[inverse]
     return (values, first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64))
+
+
+def bit_cast(x: np.ndarray, dtype: Any) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if dtype.itemsize == x.dtype.itemsize:
+        return x.view(dtype)
+    raise NotImplementedError(f"BitCast between sizes {x.dtype.itemsize} and {dtype.itemsize}")
