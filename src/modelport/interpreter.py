@@ -33,6 +33,10 @@ _NOT_FOLDABLE = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUni
                  "Bernoulli", "Multinomial", "Dropout"}
 
 
+class HostFallback(Exception):
+    """A framework cannot hold a value (strings, int4, ...): run that node on numpy."""
+
+
 class Framework:
     """What the interpreter needs of a target: an array namespace, kernels, conversions."""
 
@@ -172,15 +176,29 @@ def _call(step: Step, args: Sequence[Any], fw: Framework, host_ctx: OpContext,
     opdef = step.opdef
     # Subgraphs read the enclosing scope, which may hold framework values: run them natively.
     on_host = fw.name == "numpy" or (not step.subgraphs and all(is_host(a) for a in args))
-    if on_host:
-        ctx = host_ctx
-    else:
-        ctx = native_ctx
-        args = [_to_host(fw, a) if i in opdef.host else _to_native(fw, a)
-                for i, a in enumerate(args)]
+    if not on_host:
+        try:
+            args = [_to_host(fw, a) if i in opdef.host else _to_native(fw, a)
+                    for i, a in enumerate(args)]
+        except HostFallback:
+            on_host = True
+            args = [_to_host(fw, a) for a in args]
+    ctx = host_ctx if on_host else native_ctx
     ctx.node, ctx.n_outputs = step.node.name, len(step.outputs)
     try:
         result = opdef.fn(ctx, *args, **step.attributes)
+    except HostFallback:
+        if on_host:
+            raise
+        return _call(step, [_to_host(fw, a) for a in args], numpy_framework(), host_ctx,
+                     host_ctx)
+    except RuntimeError as exc:
+        # Frameworks leave some dtypes without kernels (torch: most uint16/32/64 arithmetic);
+        # numpy computes them, in eager mode.
+        if on_host or "not implemented for" not in str(exc):
+            raise
+        return _call(step, [_to_host(fw, a) for a in args], numpy_framework(), host_ctx,
+                     host_ctx)
     except (BackendError, NotImplementedError) as exc:
         raise BackendError(f"node {step.node.name!r} ({step.node.op_type}): {exc}") from exc
     outs = result if isinstance(result, tuple) else (result,)

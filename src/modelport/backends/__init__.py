@@ -72,6 +72,9 @@ _REGISTRY: dict[str, _Entry] = {
         _builtin("numpy", "modelport.backends.numpy", "NumpyBackend",
                  ("numpy", "array_api_compat"), "pip install array-api-compat",
                  kind="translating"),
+        _builtin("torch", "modelport.backends.torch", "TorchBackend",
+                 ("torch", "array_api_compat"), "pip install 'modelport[torch]'",
+                 kind="translating"),
     )
 }
 _instances: dict[str, Backend] = {}

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from modelport.backends.base import Backend, Session
-from modelport.interpreter import Framework, Plan, plan_model
+from modelport.interpreter import Framework, HostFallback, Plan, plan_model
 
 
 class TranslatingSession(Session):
@@ -20,8 +20,13 @@ class TranslatingSession(Session):
         self.plan = plan
 
     def _to_native(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
-        fw = self.framework
-        return {name: _convert(value, fw.asarray) for name, value in feeds.items()}
+        return {name: _convert(value, self._native) for name, value in feeds.items()}
+
+    def _native(self, value: np.ndarray) -> Any:
+        try:
+            return self.framework.asarray(value)
+        except HostFallback:  # strings, int4, ...: the nodes that read it run on numpy
+            return value
 
     def _execute(self, native_feeds: dict[str, Any]) -> list[Any]:
         return self.plan.run(self.framework, native_feeds)

@@ -42,7 +42,7 @@ def quantize_linear(ctx: Any, x: Any, y_scale: Any, y_zero_point: Any = None, *,
         y = xp.round(scaled)
         if y_zero_point is not None:
             y = y + xp.astype(zero, work)
-        low, high = _integer_range(target)
+        low, high = _integer_range(ctx, target)
         return xp.astype(xp.clip(y, low, high), target)
     if y_zero_point is not None:
         scaled = scaled + xp.astype(zero, work)
@@ -50,14 +50,19 @@ def quantize_linear(ctx: Any, x: Any, y_scale: Any, y_zero_point: Any = None, *,
 
 
 def _is_integer(ctx: Any, dtype: Any) -> bool:
-    return np.dtype(dtype).kind in "iu" if not hasattr(dtype, "is_floating_point") \
-        else not dtype.is_floating_point
+    try:
+        return bool(ctx.xp.isdtype(dtype, "integral"))
+    except (TypeError, ValueError):  # ml_dtypes' int4 and friends
+        return np.dtype(dtype).kind in "iu" or "int" in np.dtype(dtype).name
 
 
-def _integer_range(dtype: Any) -> tuple[int, int]:
-    import ml_dtypes
+def _integer_range(ctx: Any, dtype: Any) -> tuple[int, int]:
+    try:
+        info = ctx.xp.iinfo(dtype)
+    except (TypeError, ValueError):
+        import ml_dtypes
 
-    info = ml_dtypes.iinfo(np.dtype(dtype))
+        info = ml_dtypes.iinfo(np.dtype(dtype))
     return int(info.min), int(info.max)
 
 

@@ -75,7 +75,7 @@ def concat_from_sequence(ctx: Any, sequence: list[Any], *, axis: int,
 
 
 @op("Optional", 15, 28)
-def optional(ctx: Any, value: Any = None, *, type: Any = None) -> Any:  # noqa: A002
+def optional(ctx: Any, value: Any = None, *, type: Any = None) -> Any:
     return value
 
 

@@ -232,9 +232,10 @@ def constant_of_shape(ctx: Any, shape: Any, *, value: Any = None) -> Any:
 
 @op("Range", 11, 27, host=(0, 1, 2))
 def range_(ctx: Any, start: Any, limit: Any, delta: Any, *, stash_type: int = 1) -> Any:
-    count = max(int(np.ceil((limit - start) / delta)), 0)
-    return (start + np.arange(count, dtype=np.float64 if start.dtype.kind == "f" else np.int64)
-            * delta).astype(start.dtype)
+    first, last, step = (np.asarray(v).reshape(-1)[0] for v in (start, limit, delta))
+    count = max(int(np.ceil((last - first) / step)), 0)
+    return (first + np.arange(count, dtype=np.float64 if start.dtype.kind == "f" else np.int64)
+            * step).astype(start.dtype)
 
 
 @op("EyeLike", 9, 22)

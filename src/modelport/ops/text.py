@@ -46,7 +46,7 @@ def string_split(ctx: Any, x: Any, *, delimiter: str | None = None,
 
 @op("StringNormalizer", 10)
 def string_normalizer(ctx: Any, x: Any, *, case_change_action: str = "NONE",
-                      is_case_sensitive: int = 0, locale: str | None = None,  # noqa: ARG001
+                      is_case_sensitive: int = 0, locale: str | None = None,
                       stopwords: list[str] | None = None) -> Any:
     strings = _strings(x)
     words = stopwords or []
