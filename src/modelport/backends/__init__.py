@@ -75,6 +75,8 @@ _REGISTRY: dict[str, _Entry] = {
         _builtin("torch", "modelport.backends.torch", "TorchBackend",
                  ("torch", "array_api_compat"), "pip install 'modelport[torch]'",
                  kind="translating"),
+        _builtin("jax", "modelport.backends.jax", "JaxBackend", ("jax",),
+                 "pip install 'modelport[jax]'", kind="translating"),
     )
 }
 _instances: dict[str, Backend] = {}

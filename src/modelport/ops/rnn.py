@@ -62,7 +62,8 @@ def _recur(ctx: Any, x: Any, sequence_lens: Any, direction: str, layout: int, n_
     lens = np.full(batch, steps) if sequence_lens is None else np.asarray(sequence_lens)
     rows = xp.arange(batch)
     dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
-    ys, finals = [], [[] for _ in range(n_states)]
+    ys: list[Any] = []
+    finals: list[list[Any]] = [[] for _ in range(n_states)]
     for d, name in enumerate(dirs):
         states = [s[d] for s in initial]
         outputs = []

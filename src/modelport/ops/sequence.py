@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,7 @@ def split_to_sequence(ctx: Any, x: Any, split: Any = None, *, axis: int = 0,
         else [int(s) for s in split]
     bounds = np.cumsum([0, *sizes])
     return [take_range(ctx, x, axis, int(a), int(min(b, length)))
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            for a, b in itertools.pairwise(bounds)]
 
 
 @op("ConcatFromSequence", 11)

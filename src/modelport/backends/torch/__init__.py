@@ -22,7 +22,7 @@ from modelport.backends.translating import TranslatingBackend, TranslatingSessio
 from modelport.errors import BackendError
 from modelport.interpreter import Framework, HostFallback, Plan, plan_model
 
-_DTYPES = {
+_DTYPES: dict[int, torch.dtype] = {
     onnx.TensorProto.FLOAT: torch.float32, onnx.TensorProto.DOUBLE: torch.float64,
     onnx.TensorProto.FLOAT16: torch.float16, onnx.TensorProto.BFLOAT16: torch.bfloat16,
     onnx.TensorProto.INT8: torch.int8, onnx.TensorProto.INT16: torch.int16,
@@ -58,9 +58,9 @@ def from_numpy(value: np.ndarray, device: Any = "cpu") -> torch.Tensor:
     dtype = torch_dtype(elem)
     if dtype in _VIEWS:
         raw = array.view(np.int16 if dtype == torch.bfloat16 else np.uint8)
-        return torch.from_numpy(np.require(raw, requirements="CW")).view(dtype).to(device)
+        return torch.from_numpy(np.require(raw, requirements=["C", "W"])).view(dtype).to(device)
     # A writable, C-ordered copy where needed; ascontiguousarray would make 0-d arrays 1-d.
-    return torch.from_numpy(np.require(array, requirements="CW")).to(device)
+    return torch.from_numpy(np.require(array, requirements=["C", "W"])).to(device)
 
 
 def to_numpy(value: torch.Tensor) -> np.ndarray:
@@ -146,8 +146,9 @@ class TorchSession(TranslatingSession):
         with torch.no_grad():
             result = self.module(*(native_feeds[s.name] for s in self.inputs))
         outputs = list(result) if isinstance(result, tuple) else [result]
-        if self.framework.device.type == "cuda":
-            torch.cuda.synchronize(self.framework.device)
+        device = self.module._framework.device
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         return outputs
 
     def native(self) -> torch.nn.Module:
