@@ -162,18 +162,21 @@ def _grid(indices: jax.Array, axis: int) -> tuple[Any, ...]:
     return tuple(grid)
 
 
+_AT = {"none": "set", "add": "add", "mul": "multiply", "max": "max", "min": "min"}
+
+
 def scatter_elements(data: jax.Array, indices: jax.Array, updates: jax.Array, axis: int,
                      reduction: str) -> jax.Array:
     at = data.at[_grid(indices, axis)]
-    return {"none": at.set, "add": at.add, "mul": at.multiply, "max": at.max,
-            "min": at.min}[reduction](updates)
+    result: jax.Array = getattr(at, _AT[reduction])(updates)
+    return result
 
 
 def scatter_nd(data: jax.Array, indices: jax.Array, updates: jax.Array,
                reduction: str) -> jax.Array:
     at = data.at[tuple(jnp.moveaxis(indices, -1, 0))]
-    return {"none": at.set, "add": at.add, "mul": at.multiply, "max": at.max,
-            "min": at.min}[reduction](updates)
+    result: jax.Array = getattr(at, _AT[reduction])(updates)
+    return result
 
 
 def unique(x: jax.Array, axis: int | None, sort: bool) -> tuple[jax.Array, ...]:
