@@ -166,7 +166,8 @@ class TorchSession(TranslatingSession):
         dynamic = tuple({0: batch_dim} if s.shape and not isinstance(s.shape[0], int) else {}
                         for s in self.inputs)
         try:
-            program = torch.export.export(self.module, example, dynamic_shapes=dynamic)
+            program = torch.export.export(self.module, example,
+                                          dynamic_shapes={"inputs": dynamic})
         except Exception as exc:
             raise BackendError(f"torch.export could not export the model with a dynamic "
                                f"batch: {type(exc).__name__}: {str(exc).splitlines()[0]}"

@@ -1,0 +1,185 @@
+"""Translating backends (numpy, torch, jax) on real architectures, native artifacts, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from conftest import mlp_expected, mlp_model
+from onnx import TensorProto, helper
+
+import modelport
+from modelport.errors import UnsupportedOperatorError
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from models.zoo import ZOO, export, feeds_for  # noqa: E402
+
+TRANSLATING = [b for b in ("numpy", "torch", "jax")
+               if b in {i.name for i in modelport.list_backends() if i.available}]
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The seed classifier and the random-weight architectures, exported once."""
+    import torch
+
+    from modelport.demo import make_data, train
+
+    folder = tmp_path_factory.mktemp("zoo")
+    x, y = make_data(500, seed=1)
+    classifier, _ = train(x, y, epochs=2, seed=1)
+    seed = folder / "seed.onnx"
+    modelport.export.torch(classifier, torch.from_numpy(x[:4]), seed, input_names=["input"],
+                           output_names=["output"], report=False)
+    return {"seed": seed, **{name: export(name, folder) for name in ZOO}}
+
+
+@pytest.mark.parametrize("backend", TRANSLATING)
+@pytest.mark.parametrize("model", ["seed", *ZOO])
+def test_agrees_with_onnxruntime(zoo: dict[str, Path], backend: str, model: str) -> None:
+    path = zoo[model]
+    reference = modelport.get_backend("onnxruntime").prepare(path)
+    session = modelport.get_backend(backend).prepare(path)
+    for batch in (1, 3):
+        feeds = feeds_for(path, batch, seed=batch)
+        expected, actual = reference.run(feeds), session.run(feeds)
+        for name, want in expected.items():
+            assert actual[name].shape == want.shape and actual[name].dtype == want.dtype
+            np.testing.assert_allclose(actual[name], want, rtol=0, atol=1e-4,
+                                       err_msg=f"{model} {name} at batch {batch}")
+
+
+@pytest.mark.parametrize("backend", TRANSLATING)
+def test_each_is_an_onnx_backend_module(backend: str) -> None:
+    import importlib
+
+    module = importlib.import_module(f"modelport.backends.{backend}")
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_allclose(module.prepare(mlp_model()).run(x)[0], mlp_expected(x),
+                               rtol=1e-6)
+
+
+def test_unsupported_operators_are_all_named_at_once() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"], name="fine"),
+         helper.make_node("Frobnicate", ["a"], ["b"], name="first_bad", domain="acme"),
+         helper.make_node("Twiddle", ["b"], ["y"], name="second_bad", domain="acme")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("acme", 1)])
+    with pytest.raises(UnsupportedOperatorError) as caught:
+        modelport.get_backend("numpy").prepare(model)
+    message = str(caught.value)
+    assert "2 node(s)" in message and "first_bad" in message and "second_bad" in message
+    assert "acme::Frobnicate" in message and "acme::Twiddle" in message
+    assert "fine" not in message
+
+
+def test_torch_native_module_fine_tunes(zoo: dict[str, Path]) -> None:
+    import torch
+
+    from modelport.demo import make_data
+
+    module = modelport.get_backend("torch").prepare(zoo["seed"]).native()
+    params = list(module.parameters())
+    assert len(params) == 4 and all(p.requires_grad for p in params)
+    x, y = make_data(256, seed=7)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+    module.train()
+    losses = []
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(module(xt), yt)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def _fresh_process(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_torch_save_reloads_without_modelport(zoo: dict[str, Path], tmp_path: Path) -> None:
+    session = modelport.get_backend("torch").prepare(zoo["seed"])
+    session.save(tmp_path / "seed.pt2")
+    for batch in (1, 7):
+        feeds = feeds_for(zoo["seed"], batch, seed=batch)
+        np.save(tmp_path / f"x{batch}.npy", feeds["input"])
+    out = _fresh_process(f"""
+        import sys, numpy as np, torch
+        program = torch.export.load({str(tmp_path / 'seed.pt2')!r})
+        for batch in (1, 7):
+            x = torch.from_numpy(np.load({str(tmp_path)!r} + f"/x{{batch}}.npy"))
+            np.save({str(tmp_path)!r} + f"/y{{batch}}.npy", program.module()(x).detach().numpy())
+        print("modelport" in sys.modules)
+    """)
+    assert out.strip() == "False"
+    for batch in (1, 7):
+        expected = session.run({"input": np.load(tmp_path / f"x{batch}.npy")})["output"]
+        np.testing.assert_allclose(np.load(tmp_path / f"y{batch}.npy"), expected, atol=1e-6)
+
+
+def test_jax_save_reloads_without_modelport(zoo: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("jax")
+    session = modelport.get_backend("jax").prepare(zoo["seed"])
+    session.save(tmp_path / "seed.jax")
+    for batch in (1, 7):
+        np.save(tmp_path / f"x{batch}.npy", feeds_for(zoo["seed"], batch, seed=batch)["input"])
+    out = _fresh_process(f"""
+        import sys, numpy as np, jax
+        from jax import export
+        program = export.deserialize(open({str(tmp_path / 'seed.jax')!r}, "rb").read())
+        for batch in (1, 7):
+            x = np.load({str(tmp_path)!r} + f"/x{{batch}}.npy")
+            np.save({str(tmp_path)!r} + f"/y{{batch}}.npy", np.asarray(program.call(x)[0]))
+        print("modelport" in sys.modules)
+    """)
+    assert out.strip() == "False"
+    for batch in (1, 7):
+        expected = session.run({"input": np.load(tmp_path / f"x{batch}.npy")})["output"]
+        np.testing.assert_allclose(np.load(tmp_path / f"y{batch}.npy"), expected, atol=1e-6)
+
+
+def test_jax_jits_and_keeps_float64() -> None:
+    pytest.importorskip("jax")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session: Any = modelport.get_backend("jax").prepare(model)
+    x = np.array([1 + 1e-12, 3.0])
+    y = session.run({"x": x})["y"]
+    assert y.dtype == np.float64 and y[0] == (1 + 1e-12) ** 2
+    assert session.jitted
+    fn, params = session.native()
+    assert np.asarray(fn(params, x)[0])[1] == 9.0
+
+
+def test_constant_folding_leaves_only_the_live_graph() -> None:
+    # Shape arithmetic on an initializer folds away at prepare time.
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["W"], ["s"]),
+         helper.make_node("Reshape", ["x", "s"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [onnx.numpy_helper.from_array(np.zeros((2, 3), np.float32), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session: Any = modelport.get_backend("numpy").prepare(model)
+    assert [s.node.op_type for s in session.plan.steps] == ["Reshape"]
+    np.testing.assert_array_equal(session.run([np.arange(6, dtype=np.float32)])["y"],
+                                  np.arange(6, dtype=np.float32).reshape(2, 3))
