@@ -30,6 +30,7 @@ class BenchResult:
     backend: str
     batch: int
     prepare_s: float | None = None
+    first_run_s: float | None = None  # the first call: includes jit compilation, where any
     runs: int = 0
     p50_ms: float | None = None
     p90_ms: float | None = None
@@ -68,8 +69,11 @@ def batch_feeds(specs: Sequence[TensorSpec], batch: int, *, dims: Mapping[str, i
 
 
 def _time_call(call: Callable[[], object], warmup: int, runs: int,
-               max_seconds: float) -> np.ndarray:
-    for _ in range(warmup):
+               max_seconds: float) -> tuple[float, np.ndarray]:
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    for _ in range(warmup - 1):
         call()
     times: list[float] = []
     deadline = time.perf_counter() + max_seconds
@@ -77,7 +81,7 @@ def _time_call(call: Callable[[], object], warmup: int, runs: int,
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    return np.array(times) * 1e3
+    return first, np.array(times) * 1e3
 
 
 def bench_backend(model_bytes: bytes, backend: str, batches: Sequence[int], *, warmup: int,
@@ -98,13 +102,13 @@ def bench_backend(model_bytes: bytes, backend: str, batches: Sequence[int], *, w
     for batch in batches:
         try:
             call = session.timed_call(batch_feeds(input_specs(proto), batch, dims=dims, seed=seed))
-            ms = _time_call(call, warmup, runs, max_seconds)
+            first, ms = _time_call(call, warmup, runs, max_seconds)
         except ModelportError as exc:
             results.append(BenchResult(backend, batch, prepare_s, error=str(exc)))
             continue
         p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-        results.append(BenchResult(backend, batch, prepare_s, len(ms), float(p50), float(p90),
-                                   float(p99), float(ms.mean()), batch / (p50 / 1e3)))
+        results.append(BenchResult(backend, batch, prepare_s, first, len(ms), float(p50),
+                                   float(p90), float(p99), float(ms.mean()), batch / (p50 / 1e3)))
     if isolated:  # ru_maxrss is in KiB on Linux and only grows: meaningful in a fresh process
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         for r in results:

@@ -148,8 +148,10 @@ def run_demo(out_dir: str | Path = "modelport-demo", *, epochs: int = 5, samples
         expected = {b: model(torch.from_numpy(f)).numpy() for b, f in feeds.items()}
 
     infos = {i.name: i for i in list_backends()}
-    names = list(backends) if backends is not None else [n for n, i in infos.items()
-                                                         if i.available]
+    # Engines first, then the translating backends.
+    names = list(backends) if backends is not None else sorted(
+        (n for n, i in infos.items() if i.available),
+        key=lambda n: (infos[n].kind != "runtime", n))
     unavailable = {n: i.reason or "" for n, i in infos.items()
                    if not i.available and backends is None}
     parity = []
