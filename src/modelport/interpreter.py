@@ -238,7 +238,7 @@ def _value_types(model: Any) -> dict[str, Any]:
     import onnx
 
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=False)
+        inferred = onnx.shape_inference.infer_shapes(_without_weights(model), data_prop=False)
     except Exception:  # an invalid or exotic model: fall back to the declared types
         inferred = model
     types: dict[str, Any] = {}
@@ -248,6 +248,26 @@ def _value_types(model: Any) -> dict[str, Any]:
     for tensor in graph.initializer:
         types[tensor.name] = onnx.helper.make_tensor_type_proto(tensor.data_type, tensor.dims)
     return types
+
+
+def _without_weights(model: Any) -> Any:
+    """The model with initializers turned into typed inputs: inference needs their types, not
+    their bytes, and serialising 400 MB of weights for it is most of a BERT's prepare time."""
+    import onnx
+
+    light = onnx.ModelProto()
+    light.ir_version = model.ir_version
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph = light.graph
+    graph.node.extend(model.graph.node)
+    graph.output.extend(model.graph.output)
+    graph.value_info.extend(model.graph.value_info)
+    declared = {v.name for v in model.graph.input}
+    graph.input.extend(model.graph.input)
+    graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                       for t in model.graph.initializer if t.name not in declared)
+    return light
 
 
 def _plan_graph(graph: Any, opsets: dict[str, int], types: dict[str, Any],

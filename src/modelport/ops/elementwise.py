@@ -10,7 +10,7 @@ import functools
 import math
 from typing import Any
 
-from modelport.ops.registry import op
+from modelport.ops.registry import native, op
 
 
 def _unary(name: str, versions: tuple[int, ...], fn_name: str) -> None:
@@ -61,11 +61,15 @@ def is_inf(ctx: Any, x: Any, *, detect_negative: int, detect_positive: int) -> A
 
 @op("Relu", 6, 13, 14)
 def relu(ctx: Any, x: Any) -> Any:
+    if fast := native(ctx, "relu"):
+        return fast(x)
     return ctx.xp.where(x > 0, x, ctx.xp.zeros_like(x))
 
 
 @op("Sigmoid", 6, 13)
 def sigmoid(ctx: Any, x: Any) -> Any:
+    if fast := native(ctx, "sigmoid"):
+        return fast(x)
     return 1 / (1 + ctx.xp.exp(-x))
 
 
@@ -139,6 +143,8 @@ def shrink(ctx: Any, x: Any, *, bias: float, lambd: float) -> Any:
 
 @op("Gelu", 20)
 def gelu(ctx: Any, x: Any, *, approximate: str) -> Any:
+    if fast := native(ctx, "gelu"):
+        return fast(x, approximate)
     xp = ctx.xp
     if approximate == "tanh":
         return 0.5 * x * (1 + xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))

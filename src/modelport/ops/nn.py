@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.registry import op
+from modelport.ops.registry import native, op
 from modelport.ops.shape import normalize_axis, shape_of
 
 
@@ -186,6 +186,8 @@ def batch_normalization(ctx: Any, x: Any, scale: Any, bias: Any, mean: Any, var:
         y = y * _channel(x, scale, ctx) + _channel(x, bias, ctx)
         return (y, mean * momentum + batch_mean * (1 - momentum),
                 var * momentum + batch_var * (1 - momentum))
+    if fast := native(ctx, "batch_norm"):
+        return fast(x, scale, bias, mean, var, epsilon)
     inv = scale / xp.sqrt(var + epsilon)
     return x * _channel(x, inv, ctx) + _channel(x, bias - mean * inv, ctx)
 
@@ -204,7 +206,10 @@ def instance_normalization(ctx: Any, x: Any, scale: Any, bias: Any, *,
 def layer_normalization(ctx: Any, x: Any, scale: Any, bias: Any = None, *, axis: int = -1,
                         epsilon: float = 1e-5, stash_type: int = 1) -> Any:
     xp = ctx.xp
-    axes = tuple(range(normalize_axis(axis, len(x.shape)), len(x.shape)))
+    first = normalize_axis(axis, len(x.shape))
+    if ctx.n_outputs == 1 and (fast := native(ctx, "layer_norm")):
+        return fast(x, scale, bias, first, epsilon)
+    axes = tuple(range(first, len(x.shape)))
     work = xp.astype(x, ctx.dtype(stash_type))
     mean = xp.mean(work, axis=axes, keepdims=True)
     centered = work - mean

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.registry import op
+from modelport.ops.registry import native, op
 from modelport.ops.shape import normalize_axis, shape_of
 
 Reducer = Callable[[Any, Any, tuple[int, ...], bool], Any]
@@ -145,12 +145,16 @@ def _softmax_axis(x: Any, axis: int, fn: Callable[[Any, int], Any], ctx: Any,
 
 
 def softmax_along(ctx: Any, x: Any, axis: int) -> Any:
+    if fast := native(ctx, "softmax"):
+        return fast(x, axis)
     xp = ctx.xp
     e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax_along(ctx: Any, x: Any, axis: int) -> Any:
+    if fast := native(ctx, "log_softmax"):
+        return fast(x, axis)
     xp = ctx.xp
     shifted = x - xp.max(x, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))

@@ -14,6 +14,44 @@ def erf(x: torch.Tensor) -> torch.Tensor:
     return torch.special.erf(x)
 
 
+# --- native overrides of shared operators: one fused kernel instead of several passes ------
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    return torch.relu(x)
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(x)
+
+
+def gelu(x: torch.Tensor, approximate: str) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh" if approximate == "tanh" else "none")
+
+
+def softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
+    if x.itemsize < 4:  # torch accumulates halves in float32; ONNX's reference in the half
+        e = torch.exp(x - x.amax(axis, keepdim=True))
+        return e / e.sum(axis, keepdim=True)
+    return torch.softmax(x, axis)
+
+
+def log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
+    return torch.log_softmax(x, axis)
+
+
+def layer_norm(x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, axis: int,
+               epsilon: float) -> torch.Tensor:
+    shape = tuple(x.shape[axis:])
+    return F.layer_norm(x, shape, scale.expand(shape), None if bias is None
+                        else bias.expand(shape), epsilon)
+
+
+def batch_norm(x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor,
+               var: torch.Tensor, epsilon: float) -> torch.Tensor:
+    return F.batch_norm(x, mean, var, scale, bias, False, 0.0, epsilon)
+
+
 def _crop(x: torch.Tensor, widths: list[list[int]]) -> tuple[torch.Tensor, list[list[int]]]:
     index = tuple(slice(max(-lo, 0), x.shape[i] - max(-hi, 0)) for i, (lo, hi) in
                   enumerate(widths))
@@ -122,6 +160,9 @@ def pool(x: torch.Tensor, kind: str, kernel: list[int], strides: list[int],
          pad_is_neutral: bool) -> torch.Tensor:
     nd = len(kernel)
     if kind == "max":
+        if (nd <= 3 and x.is_floating_point() and begin == end
+                and all(b <= k // 2 for b, k in zip(begin, kernel, strict=True))):
+            return _MAX_POOL[nd](x, kernel, strides, begin, dilations)  # pads with -inf
         fill = -math.inf if x.is_floating_point() else torch.iinfo(x.dtype).min
         padded = _pad_spatial(x, begin, end, fill)
         if nd <= 3 and x.is_floating_point():
