@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from conftest import mlp_expected, mlp_model
 from onnx import TensorProto, helper
 
 import modelport
+from conftest import mlp_expected, mlp_model
 from modelport.errors import UnsupportedOperatorError
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from models.zoo import ZOO, export, feeds_for  # noqa: E402
+from models.zoo import ZOO, export, feeds_for
 
 TRANSLATING = [b for b in ("numpy", "torch", "jax")
                if b in {i.name for i in modelport.list_backends() if i.available}]

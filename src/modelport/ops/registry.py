@@ -72,7 +72,7 @@ def native(ctx: Any, name: str) -> Callable[..., Any] | None:
     The shared implementation stays the definition; an override must agree with it (the
     conformance suite checks both).
     """
-    return getattr(ctx.k, name, None)  # type: ignore[no-any-return]
+    return getattr(ctx.k, name, None)
 
 
 def schema_for(op_type: str, opset: int, domain: str) -> Any:
