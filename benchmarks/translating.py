@@ -27,7 +27,7 @@ import torch
 import modelport
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-BACKENDS = ["onnxruntime", "torch", "jax", "numpy"]
+BACKENDS = ["onnxruntime", "torch", "jax", "tensorflow", "numpy"]
 
 
 def seed_model() -> tuple[Any, tuple[Any, ...], list[str]]:

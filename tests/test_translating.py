@@ -22,7 +22,7 @@ pytest.importorskip("transformers")
 
 from models.zoo import ZOO, export, feeds_for
 
-TRANSLATING = [b for b in ("numpy", "torch", "jax")
+TRANSLATING = [b for b in ("numpy", "torch", "jax", "tensorflow")
                if b in {i.name for i in modelport.list_backends() if i.available}]
 
 
@@ -150,6 +150,32 @@ def test_jax_save_reloads_without_modelport(zoo: dict[str, Path], tmp_path: Path
     """)
     assert out.strip() == "False"
     for batch in (1, 7):
+        expected = session.run({"input": np.load(tmp_path / f"x{batch}.npy")})["output"]
+        np.testing.assert_allclose(np.load(tmp_path / f"y{batch}.npy"), expected, atol=1e-6)
+
+
+def test_tensorflow_savedmodel_reloads_without_modelport(zoo: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    session = modelport.get_backend("tensorflow").prepare(zoo["seed"])
+    session.save(tmp_path / "saved")
+    for batch in (1, 1000):
+        np.save(tmp_path / f"x{batch}.npy", feeds_for(zoo["seed"], batch, seed=batch)["input"])
+    out = _fresh_process(f"""
+        import sys, numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load({str(tmp_path / 'saved')!r})
+        serve = loaded.signatures["serving_default"]
+        print(sorted(serve.structured_input_signature[1]), list(serve.structured_outputs))
+        print(serve.structured_input_signature[1]["input"].shape.as_list())
+        for batch in (1, 1000):
+            x = np.load({str(tmp_path)!r} + f"/x{{batch}}.npy")
+            y = serve(input=tf.constant(x))["output"].numpy()
+            np.save({str(tmp_path)!r} + f"/y{{batch}}.npy", y)
+        print("modelport" in sys.modules)
+    """)
+    names, shape, imported = out.strip().splitlines()[-3:]
+    assert names == "['input'] ['output']" and shape == "[None, 20]" and imported == "False"
+    for batch in (1, 1000):
         expected = session.run({"input": np.load(tmp_path / f"x{batch}.npy")})["output"]
         np.testing.assert_allclose(np.load(tmp_path / f"y{batch}.npy"), expected, atol=1e-6)
 

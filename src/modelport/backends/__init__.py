@@ -77,6 +77,8 @@ _REGISTRY: dict[str, _Entry] = {
                  kind="translating"),
         _builtin("jax", "modelport.backends.jax", "JaxBackend", ("jax",),
                  "pip install 'modelport[jax]'", kind="translating"),
+        _builtin("tensorflow", "modelport.backends.tensorflow", "TensorFlowBackend",
+                 ("tensorflow",), "pip install 'modelport[tensorflow]'", kind="translating"),
     )
 }
 _instances: dict[str, Backend] = {}

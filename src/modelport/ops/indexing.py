@@ -38,15 +38,21 @@ def gather_nd(ctx: Any, data: Any, indices: Any, *, batch_dims: int = 0) -> Any:
     xp = ctx.xp
     dims, index_dims = shape_of(data), shape_of(indices)
     depth = index_dims[-1]
-    batch = index_dims[:batch_dims]
-    n_batch = int(np.prod(batch))
-    data = xp.reshape(data, (n_batch, *dims[batch_dims:]))
+    n_batch = int(np.prod(index_dims[:batch_dims]))
+    indexed = dims[batch_dims:batch_dims + depth]
+    rest = dims[batch_dims + depth:]
+    # Flatten the indexed axes so one take_along_axis per batch row does the gather (no
+    # advanced indexing, which not every framework's tensors support).
+    flat = xp.reshape(data, (n_batch, int(np.prod(indexed)), *rest))
     indices = xp.reshape(xp.astype(indices, xp.int64), (n_batch, -1, depth))
-    lookups = [xp.reshape(xp.arange(n_batch), (n_batch, 1))]
-    for i in range(depth):
-        lookups.append(_wrap(ctx, indices[:, :, i], dims[batch_dims + i]))
-    gathered = data[tuple(lookups)]
-    return xp.reshape(gathered, (*index_dims[:-1], *dims[batch_dims + depth:]))
+    linear = 0
+    for i, size in enumerate(indexed):
+        linear = linear + _wrap(ctx, indices[:, :, i], size) * int(np.prod(indexed[i + 1:]))
+    count = shape_of(indices)[1]
+    linear = xp.broadcast_to(xp.reshape(linear, (n_batch, count, *[1] * len(rest))),
+                             (n_batch, count, *rest))
+    gathered = xp.take_along_axis(flat, linear, axis=1)
+    return xp.reshape(gathered, (*index_dims[:-1], *rest))
 
 
 @op("ScatterElements", 11, 13, 16, 18)

@@ -60,7 +60,6 @@ def _recur(ctx: Any, x: Any, sequence_lens: Any, direction: str, layout: int, n_
         x = xp.permute_dims(x, (1, 0, 2))
     steps, batch = int(x.shape[0]), int(x.shape[1])
     lens = np.full(batch, steps) if sequence_lens is None else np.asarray(sequence_lens)
-    rows = xp.arange(batch)
     dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
     ys: list[Any] = []
     finals: list[list[Any]] = [[] for _ in range(n_states)]
@@ -69,7 +68,7 @@ def _recur(ctx: Any, x: Any, sequence_lens: Any, direction: str, layout: int, n_
         outputs = []
         for pos in range(steps):
             source = np.where(pos < lens, lens - 1 - pos, pos)
-            xt = x[xp.asarray(source), rows] if name == "reverse" else x[pos]
+            xt = _rows(ctx, x, source[None, :])[0] if name == "reverse" else x[pos]
             new = cell(d, xt, states)
             valid = xp.reshape(xp.asarray(pos < lens), (batch, 1))
             states = [xp.where(valid, n, s) for n, s in zip(new, states, strict=True)]
@@ -77,7 +76,7 @@ def _recur(ctx: Any, x: Any, sequence_lens: Any, direction: str, layout: int, n_
         y = xp.stack(outputs)
         if name == "reverse":
             back = np.stack([np.where(t < lens, lens - 1 - t, t) for t in range(steps)])
-            y = y[xp.asarray(back), xp.reshape(rows, (1, batch))]
+            y = _rows(ctx, y, back)
         ys.append(y)
         for i, s in enumerate(states):
             finals[i].append(s)
@@ -87,6 +86,13 @@ def _recur(ctx: Any, x: Any, sequence_lens: Any, direction: str, layout: int, n_
         y = xp.permute_dims(y, (2, 0, 1, 3))
         results = [xp.permute_dims(r, (1, 0, 2)) for r in results]
     return (y, *results)
+
+
+def _rows(ctx: Any, x: Any, steps: np.ndarray) -> Any:
+    """``out[t, b] = x[steps[t, b], b]`` for x of shape [time, batch, features]."""
+    xp = ctx.xp
+    index = np.broadcast_to(steps[:, :, None], (*steps.shape, int(x.shape[2])))
+    return xp.take_along_axis(x, xp.asarray(np.ascontiguousarray(index)), axis=0)
 
 
 def _initial(ctx: Any, value: Any, dirs: int, batch: int, hidden: int, layout: int,

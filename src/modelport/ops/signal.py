@@ -16,8 +16,10 @@ def _dft(ctx: Any, x: Any, length: int | None, axis: int, inverse: bool, oneside
     # In double precision whatever the input: the spec's reference does, and float32 FFTs
     # leave near-zero bins far outside its tolerance.
     wide = xp.astype(x, xp.float64)
-    signal = (xp.astype(wide[..., 0], xp.complex128) if shape_of(x)[-1] == 1
-              else wide[..., 0] + 1j * wide[..., 1])
+    signal = xp.astype(wide[..., 0], xp.complex128)
+    if shape_of(x)[-1] == 2:
+        signal = signal + xp.astype(wide[..., 1], xp.complex128) * xp.asarray(
+            1j, dtype=xp.complex128)
     if inverse and onesided:  # a one-sided spectrum back to its real signal
         n = length or 2 * (shape_of(signal)[axis] - 1)
         real = xp.fft.irfft(signal, n=n, axis=axis)

@@ -1,0 +1,196 @@
+"""TensorFlow: the ONNX graph as TensorFlow ops, run as a ``tf.function``.
+
+The seed's call works unchanged but for the import::
+
+    import modelport.backends.tensorflow as backend   # was: import onnx_tf.backend as backend
+    backend.prepare(model).run(x)
+
+Inputs and outputs keep ONNX's layout (NCHW); kernels that TensorFlow offers only
+channels-last on CPU transpose inside. ``run`` traces a ``tf.function`` per input-shape
+signature; graphs with data-dependent control flow run eagerly (``Session.traced`` says
+which). ``Session.native()`` returns a ``tf.Module`` whose float initializers are
+``tf.Variable``s, with a ``serve`` function; ``Session.save(dir)`` writes a SavedModel whose
+signature uses the ONNX input and output names and a ``None`` batch dimension.
+Options for ``prepare``: ``function=False`` runs eagerly; ``jit_compile=True`` compiles the
+``tf.function`` with XLA.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# TensorFlow's C++ start-up chatter (oneDNN notices, CPU features) is not modelport's output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import onnx
+import tensorflow as tf
+
+from modelport.backends.base import onnx_backend_api
+from modelport.backends.tensorflow import kernels, namespace
+from modelport.backends.translating import TranslatingBackend, TranslatingSession
+from modelport.errors import BackendError
+from modelport.interpreter import Framework, HostFallback, plan_model
+
+_FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
+           onnx.TensorProto.BFLOAT16)
+
+
+_DTYPES: dict[int, tf.DType] = {
+    onnx.TensorProto.FLOAT: tf.float32, onnx.TensorProto.DOUBLE: tf.float64,
+    onnx.TensorProto.FLOAT16: tf.float16, onnx.TensorProto.BFLOAT16: tf.bfloat16,
+    onnx.TensorProto.INT8: tf.int8, onnx.TensorProto.INT16: tf.int16,
+    onnx.TensorProto.INT32: tf.int32, onnx.TensorProto.INT64: tf.int64,
+    onnx.TensorProto.UINT8: tf.uint8, onnx.TensorProto.UINT16: tf.uint16,
+    onnx.TensorProto.UINT32: tf.uint32, onnx.TensorProto.UINT64: tf.uint64,
+    onnx.TensorProto.BOOL: tf.bool, onnx.TensorProto.COMPLEX64: tf.complex64,
+    onnx.TensorProto.COMPLEX128: tf.complex128,
+}
+
+
+def tf_dtype(elem_type: int) -> tf.DType:
+    """TensorFlow's dtype; the others (strings, float8, int4, ...) stay numpy arrays."""
+    if elem_type not in _DTYPES:
+        raise HostFallback(f"TensorFlow computes no {onnx.TensorProto.DataType.Name(elem_type)}")
+    return _DTYPES[elem_type]
+
+
+class TensorFlowFramework(Framework):
+    name = "tensorflow"
+    xp = namespace
+    k = kernels
+
+    def is_native(self, value: Any) -> bool:
+        return tf.is_tensor(value)
+
+    def asarray(self, value: np.ndarray) -> Any:
+        array = np.asarray(value)
+        if array.dtype == object or array.dtype.kind in "SU":
+            raise HostFallback("strings stay numpy arrays")
+        dtype = tf_dtype(onnx.helper.np_dtype_to_tensor_dtype(array.dtype))
+        if dtype == tf.bfloat16:
+            return tf.cast(tf.constant(array.astype(np.float32)), tf.bfloat16)
+        return tf.constant(array, dtype=dtype)
+
+    def to_host(self, value: Any) -> np.ndarray:
+        if not tf.executing_eagerly() and not hasattr(value, "numpy"):
+            raise BackendError("this operator needs a value known while tracing (a shape, an "
+                               "axis, a condition); it runs eagerly instead")
+        if value.dtype == tf.bfloat16:
+            import ml_dtypes
+
+            return np.asarray(tf.cast(value, tf.float32).numpy()).astype(ml_dtypes.bfloat16)
+        return np.asarray(value.numpy())
+
+    def dtype(self, elem_type: int) -> Any:
+        return tf_dtype(elem_type)
+
+    def elem_type(self, value: Any) -> int:
+        if tf.is_tensor(value):
+            if value.dtype == tf.bfloat16:
+                return onnx.TensorProto.BFLOAT16
+            return int(onnx.helper.np_dtype_to_tensor_dtype(np.dtype(value.dtype.as_numpy_dtype)))
+        return super().elem_type(value)
+
+
+class OnnxModule(tf.Module):
+    """An ONNX graph as a ``tf.Module``; its float initializers are ``tf.Variable``s."""
+
+    def __init__(self, session: TensorFlowSession) -> None:
+        super().__init__(name="onnx_model")
+        self._plan, self._framework = session.plan, session.framework
+        self._inputs = [s.name for s in session.inputs]
+        self._outputs = [s.name for s in session.outputs]
+        self.weights = {name: tf.Variable(session.framework.asarray(value), name=_safe(name))
+                        for name, value in session.plan.parameters.items()}
+        self._specs = session.inputs
+
+    @property
+    def serve(self) -> Any:
+        """The serving function: named inputs with a ``None`` batch, outputs by name."""
+        if "_serve_fn" not in self.__dict__:
+            specs = [tf.TensorSpec([None if not isinstance(d, int) else d
+                                    for d in (s.shape or ())],
+                                   tf_dtype(s.elem_type), name=_safe(s.name))
+                     for s in self._specs]
+            self.__dict__["_serve_fn"] = tf.function(self._serve, input_signature=specs)
+        return self.__dict__["_serve_fn"]
+
+    def __call__(self, *inputs: Any) -> list[Any]:
+        feeds = dict(zip(self._inputs, inputs, strict=True))
+        outputs = self._plan.run(self._framework, {**self.weights, **feeds})
+        return [tf.constant(o) if isinstance(o, np.ndarray) and o.dtype != object else o
+                for o in outputs]
+
+    def _serve(self, *inputs: Any) -> dict[str, Any]:
+        return {_safe(name): tf.identity(value, name=_safe(name))
+                for name, value in zip(self._outputs, self(*inputs), strict=True)}
+
+
+def _safe(name: str) -> str:
+    """A TensorFlow-legal name for an ONNX one (SavedModel signatures forbid some chars)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-/]", "_", name)
+    return cleaned if re.match(r"[A-Za-z]", cleaned) else f"t_{cleaned}"
+
+
+class TensorFlowSession(TranslatingSession):
+    def __init__(self, backend: TensorFlowBackend, model: onnx.ModelProto, device: str,
+                 function: bool = True, jit_compile: bool = False) -> None:
+        trainable = [t.name for t in model.graph.initializer if t.data_type in _FLOATS]
+        plan = plan_model(model, parameters=trainable)
+        super().__init__(backend, model, device, TensorFlowFramework(), plan)
+        self.module = OnnxModule(self)
+        self._traced = (tf.function(self.module.__call__, jit_compile=jit_compile)
+                        if function else None)
+        self.traced = function
+
+    def _execute(self, native_feeds: dict[str, Any]) -> list[Any]:
+        inputs = [native_feeds[s.name] for s in self.inputs]
+        if self._traced is not None and all(tf.is_tensor(v) for v in inputs):
+            try:
+                return list(self._traced(*inputs))
+            except (BackendError, TypeError, ValueError, tf.errors.OperatorNotAllowedInGraphError):
+                self._traced, self.traced = None, False  # data-dependent: run eagerly
+        return self.module(*inputs)
+
+    def native(self) -> tf.Module:
+        """The ``tf.Module``: call it with tensors in graph-input order, or use ``serve``."""
+        return self.module
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a SavedModel: ``tf.saved_model.load(path).signatures["serving_default"]``."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            try:
+                signature = self.module.serve.get_concrete_function()
+                tf.saved_model.save(self.module, str(scratch),
+                                    signatures={"serving_default": signature})
+            except Exception as exc:
+                raise BackendError(f"TensorFlow could not save the model with a None batch: "
+                                   f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(scratch, target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+class TensorFlowBackend(TranslatingBackend):
+    name = "tensorflow"
+
+    def _prepare(self, model: onnx.ModelProto, device: str,
+                 **options: Any) -> TensorFlowSession:
+        return TensorFlowSession(self, model, device, **options)
+
+    def version(self) -> str:
+        return f"tensorflow {tf.__version__}"
+
+
+globals().update(onnx_backend_api(TensorFlowBackend))

@@ -1,0 +1,204 @@
+"""TensorFlow kernels. TensorFlow's CPU convolutions and pools are channels-last only, so they
+transpose in and out; inside a ``tf.function`` Grappler cancels the adjacent pairs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from modelport.interpreter import HostFallback
+
+
+def erf(x: tf.Tensor) -> tf.Tensor:
+    return tf.math.erf(x)
+
+
+def gelu(x: tf.Tensor, approximate: str) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=approximate == "tanh")
+
+
+def relu(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.relu(x)
+
+
+def sigmoid(x: tf.Tensor) -> tf.Tensor:
+    return tf.math.sigmoid(x)
+
+
+def softmax(x: tf.Tensor, axis: int) -> tf.Tensor:
+    if x.dtype in (tf.float16, tf.bfloat16):  # match the reference, which stays in the half
+        e = tf.exp(x - tf.reduce_max(x, axis=axis, keepdims=True))
+        return e / tf.reduce_sum(e, axis=axis, keepdims=True)
+    return tf.nn.softmax(x, axis=axis)
+
+
+def pad(x: tf.Tensor, widths: list[list[int]], mode: str, value: Any) -> tf.Tensor:
+    crop = tuple(slice(max(-lo, 0), x.shape[i] - max(-hi, 0)) for i, (lo, hi) in
+                 enumerate(widths))
+    x = x[crop]
+    widths = [[max(lo, 0), max(hi, 0)] for lo, hi in widths]
+    if mode == "constant":
+        return tf.pad(x, widths, constant_values=tf.cast(value, x.dtype))
+    if mode == "reflect":
+        return tf.pad(x, widths, mode="REFLECT")
+    for axis, (lo, hi) in enumerate(widths):  # edge and wrap: gather host-computed indices
+        if lo or hi:
+            size = x.shape[axis]
+            positions = np.arange(-lo, size + hi)
+            index = np.clip(positions, 0, size - 1) if mode == "edge" else positions % size
+            x = tf.gather(x, index, axis=axis)
+    return x
+
+
+def cast(x: tf.Tensor, to: int, saturate: int) -> tf.Tensor:
+    from modelport.backends.tensorflow import tf_dtype
+
+    return tf.cast(x, tf_dtype(to))
+
+
+def cast_like(x: tf.Tensor, target: tf.Tensor, saturate: int) -> tf.Tensor:
+    return tf.cast(x, target.dtype)
+
+
+def top_k(x: tf.Tensor, k: int, axis: int, largest: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    rank = len(x.shape)
+    moved = tf.experimental.numpy.moveaxis(x, axis, -1)
+    keys = moved if largest else -tf.cast(moved, tf.float64)
+    _, indices = tf.math.top_k(keys, k=k, sorted=True)  # ties: the lower index first
+    values = tf.gather(moved, indices, batch_dims=rank - 1)
+    back = tf.experimental.numpy.moveaxis
+    return back(values, -1, axis), back(tf.cast(indices, tf.int64), -1, axis)
+
+
+def _channels_last(x: tf.Tensor) -> tf.Tensor:
+    nd = len(x.shape) - 2
+    return tf.transpose(x, [0, *range(2, 2 + nd), 1])
+
+
+def _channels_first(x: tf.Tensor) -> tf.Tensor:
+    nd = len(x.shape) - 2
+    return tf.transpose(x, [0, nd + 1, *range(1, nd + 1)])
+
+
+def _pad_spatial(x: tf.Tensor, begin: list[int], end: list[int], value: Any = 0) -> tf.Tensor:
+    if not any(begin) and not any(end):
+        return x
+    return tf.pad(x, [[0, 0], [0, 0], *zip(begin, end, strict=True)],
+                  constant_values=tf.cast(value, x.dtype))
+
+
+def conv(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None, strides: list[int],
+         begin: list[int], end: list[int], dilations: list[int], group: int) -> tf.Tensor:
+    nd = len(x.shape) - 2
+    filters = tf.transpose(w, [*range(2, 2 + nd), 1, 0])  # spatial..., in/group, out
+    padded = _channels_last(_pad_spatial(x, begin, end))
+    if group == 1 or nd != 2:
+        outs = [tf.nn.convolution(padded, filters, strides, "VALID", dilations=dilations)] \
+            if group == 1 else [
+                tf.nn.convolution(xg, fg, strides, "VALID", dilations=dilations)
+                for xg, fg in zip(tf.split(padded, group, axis=-1),
+                                  tf.split(filters, group, axis=-1), strict=True)]
+        y = tf.concat(outs, axis=-1)
+    elif group == x.shape[1] and w.shape[0] % group == 0:  # depthwise
+        multiplier = w.shape[0] // group
+        depthwise = tf.reshape(tf.transpose(w, [2, 3, 1, 0]),
+                               [*w.shape[2:], group, multiplier])
+        y = tf.nn.depthwise_conv2d(padded, depthwise, [1, *strides, 1], "VALID",
+                                   dilations=dilations)
+    else:
+        y = tf.concat([tf.nn.convolution(xg, fg, strides, "VALID", dilations=dilations)
+                       for xg, fg in zip(tf.split(padded, group, axis=-1),
+                                         tf.split(filters, group, axis=-1), strict=True)],
+                      axis=-1)
+    if b is not None:
+        y = y + b
+    return _channels_first(y)
+
+
+def conv_transpose(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None, strides: list[int],
+                   begin: list[int], end: list[int], dilations: list[int], group: int,
+                   output_padding: list[int]) -> tf.Tensor:
+    nd = len(x.shape) - 2
+    kernel = list(w.shape[2:])
+    n = x.shape[0]
+    c_in, c_out_g = w.shape[0], w.shape[1]
+    full = [(i - 1) * s + (k - 1) * d + 1 + p for i, s, k, d, p in
+            zip(x.shape[2:], strides, kernel, dilations, output_padding, strict=True)]
+    xs = tf.split(_channels_last(x), group, axis=-1)
+    ws = tf.split(w, group, axis=0)
+    outs = []
+    for xg, wg in zip(xs, ws, strict=True):
+        filters = tf.transpose(wg, [*range(2, 2 + nd), 1, 0])  # spatial..., out, in
+        outs.append(tf.nn.conv_transpose(xg, filters, [n, *full, c_out_g], strides, "VALID",
+                                         dilations=dilations))
+    y = _channels_first(tf.concat(outs, axis=-1))
+    del c_in
+    index = (slice(None), slice(None), *(slice(bg, f - e) for bg, e, f in
+                                         zip(begin, end, full, strict=True)))
+    y = y[index]
+    return y if b is None else y + tf.reshape(b, [1, -1, *[1] * nd])
+
+
+def pool(x: tf.Tensor, kind: str, kernel: list[int], strides: list[int],
+         dilations: list[int], begin: list[int], end: list[int],
+         pad_is_neutral: bool) -> tf.Tensor:
+    nd = len(kernel)
+    if (any(d > 1 for d in dilations) and any(s > 1 for s in strides)) or any(
+            s > k for s, k in zip(strides, kernel, strict=True)):
+        raise HostFallback("tf.nn.pool refuses strides with dilations, and strides wider "
+                           "than the window")
+    if kind == "max":
+        fill = -math.inf if x.dtype.is_floating else x.dtype.min
+        padded = _channels_last(_pad_spatial(x, begin, end, fill))
+        return _channels_first(tf.nn.pool(padded, kernel, "MAX", strides=strides,
+                                          padding="VALID", dilations=dilations))
+    padded = _channels_last(_pad_spatial(x, begin, end))
+    total = tf.nn.pool(padded, kernel, "AVG", strides=strides, padding="VALID",
+                       dilations=dilations) * math.prod(kernel)
+    if kind == "sum":
+        return _channels_first(total)
+    ones = _channels_last(_pad_spatial(tf.ones([1, 1, *x.shape[2:]], x.dtype), begin, end))
+    counts = tf.nn.pool(ones, kernel, "AVG", strides=strides, padding="VALID",
+                        dilations=dilations) * math.prod(kernel)
+    del nd
+    return _channels_first(total / counts)
+
+
+def max_pool_with_indices(x: tf.Tensor, *args: Any) -> Any:
+    raise HostFallback("MaxPool's indices are computed on numpy")
+
+
+def _full_index(indices: tf.Tensor, axis: int) -> tf.Tensor:
+    """(..., rank) coordinates for scatter_elements: the index grid with ``axis`` replaced."""
+    shape = tf.shape(indices, out_type=tf.int64)
+    grids = tf.meshgrid(*[tf.range(shape[i]) for i in range(len(indices.shape))],
+                        indexing="ij")
+    grids[axis] = tf.cast(indices, tf.int64)
+    return tf.stack(grids, axis=-1)
+
+
+_SCATTER = {"none": tf.tensor_scatter_nd_update, "add": tf.tensor_scatter_nd_add,
+            "max": tf.tensor_scatter_nd_max, "min": tf.tensor_scatter_nd_min}
+
+
+def scatter_elements(data: tf.Tensor, indices: tf.Tensor, updates: tf.Tensor, axis: int,
+                     reduction: str) -> tf.Tensor:
+    return scatter_nd(data, _full_index(indices, axis), updates, reduction)
+
+
+def scatter_nd(data: tf.Tensor, indices: tf.Tensor, updates: tf.Tensor,
+               reduction: str) -> tf.Tensor:
+    if reduction == "mul":
+        raise HostFallback("TensorFlow has no multiplying scatter")
+    return _SCATTER[reduction](data, tf.cast(indices, tf.int64), updates)
+
+
+def unique(x: tf.Tensor, axis: int | None, sort: bool) -> Any:
+    raise HostFallback("Unique runs on numpy")
+
+
+def bit_cast(x: tf.Tensor, dtype: Any) -> tf.Tensor:
+    return tf.bitcast(tf.cast(x, tf.uint8) if x.dtype == tf.bool else x, dtype)
