@@ -25,7 +25,7 @@ def test_importing_modelport_imports_no_framework_or_runtime(modules: str) -> No
 
 def test_public_api_is_curated() -> None:
     assert set(modelport.__all__) == {
-        "Backend", "Session", "TensorSpec", "__version__", "backends", "bench", "check",
+        "Backend", "Session", "TensorSpec", "__version__", "backends", "bench", "bisect", "check",
         "compare", "errors", "export", "generate_inputs", "get_backend", "inspect",
         "list_backends", "load", "load_inputs", "register_backend"}
     for name in modelport.__all__:
@@ -34,7 +34,9 @@ def test_public_api_is_curated() -> None:
 
 def test_function_names_survive_importing_their_modules() -> None:
     import modelport.benchmark
+    import modelport.bisection
     import modelport.comparison
 
     assert callable(modelport.compare) and modelport.compare.__module__ == "modelport.comparison"
     assert callable(modelport.bench) and modelport.bench.__module__ == "modelport.benchmark"
+    assert callable(modelport.bisect) and modelport.bisect.__module__ == "modelport.bisection"

@@ -24,6 +24,7 @@ _LAZY = {
     "Session": "modelport.backends",
     "compare": "modelport.comparison",
     "bench": "modelport.benchmark",
+    "bisect": "modelport.bisection",
     "generate_inputs": "modelport.inputs",
     "load_inputs": "modelport.inputs",
 }
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         register_backend,
     )
     from modelport.benchmark import bench
+    from modelport.bisection import bisect
     from modelport.comparison import compare
     from modelport.inputs import generate_inputs, load_inputs
     from modelport.model import TensorSpec, check, inspect, load

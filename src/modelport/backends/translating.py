@@ -31,6 +31,26 @@ class TranslatingSession(Session):
     def _execute(self, native_feeds: dict[str, Any]) -> list[Any]:
         return self.plan.run(self.framework, native_feeds)
 
+    def _plan_feeds(self, native_feeds: dict[str, Any]) -> dict[str, Any]:
+        """Everything the plan reads: the feeds, and the weights where they are framework
+        values (parameters of a module, variables)."""
+        return native_feeds
+
+    def run_traced(self, feeds: Any) -> dict[str, np.ndarray]:
+        """Run eagerly and return every value the graph computes, by name (for bisect)."""
+        from modelport.inputs import check_feeds
+
+        fw = self.framework
+        values: dict[str, Any] = dict(self.plan.constants)
+
+        def record(step: Any, outs: tuple[Any, ...]) -> None:
+            values.update({n: v for n, v in zip(step.outputs, outs, strict=False) if n})
+
+        native = self._to_native(check_feeds(self.inputs, feeds))
+        self.plan.run(fw, self._plan_feeds(native), trace=record)
+        return {name: _convert(v, lambda t: np.asarray(fw.to_host(t)) if fw.is_native(t)
+                               else np.asarray(t)) for name, v in values.items()}
+
     def _to_numpy(self, native_outputs: list[Any]) -> dict[str, np.ndarray]:
         fw = self.framework
         values = [_convert(v, lambda t: np.asarray(fw.to_host(t)) if fw.is_native(t) else

@@ -12,6 +12,7 @@ import typer
 from modelport.cli import (
     backends,
     bench,
+    bisect,
     check,
     compare,
     conformance,
@@ -31,7 +32,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode="markdown",
 )
-for module in (backends, inspect, check, run, compare, bench, conformance, demo):
+for module in (backends, inspect, check, run, compare, bisect, bench, conformance, demo):
     app.command(module.NAME, help=module.HELP)(module.command)
 app.add_typer(export.app, name="export")
 

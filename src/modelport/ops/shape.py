@@ -194,7 +194,11 @@ def pad(ctx: Any, data: Any, pads: Any, constant_value: Any = None, axes: Any = 
         widths[axis] = [int(pads[i]), int(pads[i + len(axes)])]
     value = 0 if constant_value is None or np.size(constant_value) == 0 \
         else np.asarray(constant_value).item()
-    return ctx.k.pad(data, widths, mode, value)
+    # Negative pads crop; kernels only ever add.
+    dims = shape_of(data)
+    data = data[tuple(slice(max(-lo, 0), dims[i] - max(-hi, 0)) for i, (lo, hi) in
+                      enumerate(widths))]
+    return ctx.k.pad(data, [[max(lo, 0), max(hi, 0)] for lo, hi in widths], mode, value)
 
 
 # --- types and constants ----------------------------------------------------------------------

@@ -96,6 +96,13 @@ class JaxSession(TranslatingSession):
                     self._jitted, self.jitted = None, False  # data-dependent: go eager
             return list(self._fn(self.params, *inputs))
 
+    def _plan_feeds(self, native_feeds: dict[str, Any]) -> dict[str, Any]:
+        return {**self.params, **native_feeds}
+
+    def run_traced(self, feeds: Any) -> dict[str, np.ndarray]:
+        with jax.enable_x64(True):
+            return super().run_traced(feeds)
+
     def native(self) -> tuple[Callable[..., Any], dict[str, Any]]:
         """``(fn, params)``: ``fn(params, *inputs)`` is pure and can be jitted or differentiated."""
         return self._fn, self.params

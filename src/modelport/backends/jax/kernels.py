@@ -17,10 +17,6 @@ def erf(x: jax.Array) -> jax.Array:
 
 
 def pad(x: jax.Array, widths: list[list[int]], mode: str, value: Any) -> jax.Array:
-    crop = tuple(slice(max(-lo, 0), x.shape[i] - max(-hi, 0)) for i, (lo, hi) in
-                 enumerate(widths))
-    x = x[crop]
-    widths = [[max(lo, 0), max(hi, 0)] for lo, hi in widths]
     if mode == "constant":
         return jnp.pad(x, widths, mode="constant", constant_values=jnp.asarray(value, x.dtype))
     return jnp.pad(x, widths, mode=mode)

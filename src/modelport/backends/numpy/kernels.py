@@ -15,11 +15,6 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 def pad(x: np.ndarray, widths: list[list[int]], mode: str, value: Any) -> np.ndarray:
-    # Negative widths crop.
-    crop = tuple(slice(max(-lo, 0), x.shape[i] - max(-hi, 0)) for i, (lo, hi) in
-                 enumerate(widths))
-    x = x[crop]
-    widths = [[max(lo, 0), max(hi, 0)] for lo, hi in widths]
     if mode == "constant":
         return np.pad(x, widths, mode="constant", constant_values=np.asarray(value, x.dtype))
     return np.pad(x, widths, mode=_PAD_MODES[mode])

@@ -118,7 +118,8 @@ class OnnxModule(tf.Module):
                                     for d in (s.shape or ())],
                                    tf_dtype(s.elem_type), name=_safe(s.name))
                      for s in self._specs]
-            self.__dict__["_serve_fn"] = tf.function(self._serve, input_signature=specs)
+            self.__dict__["_serve_fn"] = tf.function(self._serve, input_signature=specs,
+                                                     autograph=False)
         return self.__dict__["_serve_fn"]
 
     def __call__(self, *inputs: Any) -> list[Any]:
@@ -145,7 +146,9 @@ class TensorFlowSession(TranslatingSession):
         plan = plan_model(model, parameters=trainable)
         super().__init__(backend, model, device, TensorFlowFramework(), plan)
         self.module = OnnxModule(self)
-        self._traced = (tf.function(self.module.__call__, jit_compile=jit_compile)
+        # autograph=False: the interpreter is plain Python with no tensor-dependent branches.
+        self._traced = (tf.function(self.module.__call__, jit_compile=jit_compile,
+                                    autograph=False)
                         if function else None)
         self.traced = function
 
@@ -157,6 +160,9 @@ class TensorFlowSession(TranslatingSession):
             except (BackendError, TypeError, ValueError, tf.errors.OperatorNotAllowedInGraphError):
                 self._traced, self.traced = None, False  # data-dependent: run eagerly
         return self.module(*inputs)
+
+    def _plan_feeds(self, native_feeds: dict[str, Any]) -> dict[str, Any]:
+        return {**self.module.weights, **native_feeds}
 
     def native(self) -> tf.Module:
         """The ``tf.Module``: call it with tensors in graph-input order, or use ``serve``."""

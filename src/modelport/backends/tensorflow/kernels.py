@@ -36,10 +36,6 @@ def softmax(x: tf.Tensor, axis: int) -> tf.Tensor:
 
 
 def pad(x: tf.Tensor, widths: list[list[int]], mode: str, value: Any) -> tf.Tensor:
-    crop = tuple(slice(max(-lo, 0), x.shape[i] - max(-hi, 0)) for i, (lo, hi) in
-                 enumerate(widths))
-    x = x[crop]
-    widths = [[max(lo, 0), max(hi, 0)] for lo, hi in widths]
     if mode == "constant":
         return tf.pad(x, widths, constant_values=tf.cast(value, x.dtype))
     if mode == "reflect":

@@ -151,6 +151,14 @@ class TorchSession(TranslatingSession):
             torch.cuda.synchronize(device)
         return outputs
 
+    def _plan_feeds(self, native_feeds: dict[str, Any]) -> dict[str, Any]:
+        module = self.module
+        return {**native_feeds, **{n: getattr(module, k) for n, k in module._keys.items()}}
+
+    def run_traced(self, feeds: Any) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            return super().run_traced(feeds)
+
     def native(self) -> torch.nn.Module:
         """The model as an ``nn.Module``: call it with tensors in graph-input order."""
         return self.module

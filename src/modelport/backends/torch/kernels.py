@@ -52,14 +52,7 @@ def batch_norm(x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, mean: t
     return F.batch_norm(x, mean, var, scale, bias, False, 0.0, epsilon)
 
 
-def _crop(x: torch.Tensor, widths: list[list[int]]) -> tuple[torch.Tensor, list[list[int]]]:
-    index = tuple(slice(max(-lo, 0), x.shape[i] - max(-hi, 0)) for i, (lo, hi) in
-                  enumerate(widths))
-    return x[index], [[max(lo, 0), max(hi, 0)] for lo, hi in widths]
-
-
 def pad(x: torch.Tensor, widths: list[list[int]], mode: str, value: Any) -> torch.Tensor:
-    x, widths = _crop(x, widths)
     if mode == "constant":
         flat = [w for lo_hi in reversed(widths) for w in lo_hi]
         if x.dtype == torch.bool:
