@@ -21,6 +21,7 @@ import modelport
 import modelport.backends.onnxruntime as ort_backend
 import modelport.backends.openvino as openvino_backend
 import modelport.backends.reference as reference_backend
+import modelport.backends.tensorflow as tensorflow_backend  # the seed's onnx_tf.backend
 from modelport.demo import make_data, train
 
 
@@ -38,7 +39,7 @@ def main() -> int:
     with torch.no_grad():
         expected = model(torch.from_numpy(batch)).numpy()
     worst = 0.0
-    for backend in (ort_backend, openvino_backend, reference_backend):
+    for backend in (ort_backend, openvino_backend, reference_backend, tensorflow_backend):
         outputs = backend.prepare(onnx_model).run(batch)  # the seed's call, unchanged
         error = float(np.abs(outputs[0] - expected).max())
         worst = max(worst, error)

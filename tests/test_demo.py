@@ -16,7 +16,8 @@ def test_demo_json_agrees_within_1e5_on_every_runtime(cli, tmp_path: Path) -> No
     assert code == 0 and data["passed"]
     assert data["batches"] == [1, 7, 1000]
     rows = {row["backend"]: row for row in data["parity"]}
-    assert {"onnxruntime", "openvino", "reference", "numpy", "torch", "jax"} <= set(rows)
+    assert {"onnxruntime", "openvino", "reference", "numpy", "torch", "jax",
+            "tensorflow"} <= set(rows)
     for row in rows.values():
         assert row["error"] is None
         errors = row["max_abs_error"]

@@ -18,5 +18,5 @@ def test_seed_pipeline_example() -> None:
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "exported with dynamo; verified: True" in result.stdout
-    for name in ("onnxruntime", "openvino", "reference"):
+    for name in ("onnxruntime", "openvino", "reference", "tensorflow"):
         assert name in result.stdout
