@@ -16,6 +16,7 @@ import modelport
 import modelport.backends as registry
 from modelport.backends.numpy import NumpyBackend
 from modelport.bisection import bisect
+from modelport.interpreter import Plan
 
 
 def chain_model() -> onnx.ModelProto:
@@ -42,13 +43,19 @@ class Perturbing(NumpyBackend):
 
     def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> Any:
         session = super()._prepare(model, device, **options)
-        for step in session.plan.steps:  # type: ignore[attr-defined]
+        self._perturb(session.plan)  # type: ignore[attr-defined]
+        return session
+
+    def _perturb(self, plan: Any) -> None:
+        for step in plan.steps:
+            for value in step.attributes.values():  # subgraphs (If / Loop / Scan bodies)
+                if isinstance(value, Plan):
+                    self._perturb(value)
             if self.target in step.outputs:
                 def perturbed(ctx: Any, *args: Any, _fn: Any = step.opdef.fn, **kw: Any) -> Any:
                     return _fn(ctx, *args, **kw) + np.float32(0.5)
 
                 step.opdef = dataclasses.replace(step.opdef, fn=perturbed)
-        return session
 
 
 class Drifting(NumpyBackend):
@@ -134,3 +141,26 @@ def test_bisect_needs_two_backends(cli, tmp_path: Path) -> None:  # type: ignore
     onnx.save(chain_model(), tmp_path / "chain.onnx")
     code, _, err = cli("bisect", tmp_path / "chain.onnx", "-b", "numpy")
     assert code == 1 and "exactly two backends" in err
+
+
+def test_divergence_inside_a_subgraph_is_pinned_to_the_enclosing_node(
+        extra_backends: Any) -> None:
+    branch = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="inner_relu")],
+                               "then", [], [helper.make_tensor_value_info(
+                                   "r", TensorProto.FLOAT, [3])])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["n"], name="inner_neg")],
+                              "else", [], [helper.make_tensor_value_info(
+                                  "n", TensorProto.FLOAT, [3])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["x2"], name="before"),
+         helper.make_node("If", ["c"], ["y"], name="branch", then_branch=branch,
+                          else_branch=other),
+         helper.make_node("Abs", ["y"], ["z"], name="after")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3]),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    report = bisect(model, ["numpy", "perturbing"],
+                    inputs={"x": np.array([1, -2, 3], np.float32), "c": np.array(True)})
+    assert report.culprit is not None and report.culprit["name"] == "branch"
+    assert report.culprit["op_type"] == "If"
