@@ -164,3 +164,16 @@ def test_divergence_inside_a_subgraph_is_pinned_to_the_enclosing_node(
                     inputs={"x": np.array([1, -2, 3], np.float32), "c": np.array(True)})
     assert report.culprit is not None and report.culprit["name"] == "branch"
     assert report.culprit["op_type"] == "If"
+
+
+def test_a_real_disagreement_between_shipped_backends() -> None:
+    """ONNX Runtime and numpy on a float16 MLP (examples/fp16_mlp.py, the README's case)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from fp16_mlp import fp16_mlp
+
+    report = bisect(fp16_mlp(), ["onnxruntime", "numpy"], dims={"batch": 4})
+    assert not report.passed and report.culprit is not None
+    assert report.culprit["op_type"] in {"MatMul", "Add", "Tanh", "Softmax"}
+    assert all(i["agrees"] for i in report.culprit["inputs"])
