@@ -48,14 +48,14 @@ class TranslatingSession(Session):
 
         native = self._to_native(check_feeds(self.inputs, feeds))
         self.plan.run(fw, self._plan_feeds(native), trace=record)
-        return {name: _convert(v, lambda t: np.asarray(fw.to_host(t)) if fw.is_native(t)
-                               else np.asarray(t)) for name, v in values.items()}
+        return {name: _convert(v, self._host) for name, v in values.items()}
 
     def _to_numpy(self, native_outputs: list[Any]) -> dict[str, np.ndarray]:
+        return super()._to_numpy([_convert(v, self._host) for v in native_outputs])
+
+    def _host(self, value: Any) -> np.ndarray:
         fw = self.framework
-        values = [_convert(v, lambda t: np.asarray(fw.to_host(t)) if fw.is_native(t) else
-                           np.asarray(t)) for v in native_outputs]
-        return super()._to_numpy(values)
+        return np.asarray(fw.to_host(value) if fw.is_native(value) else value)
 
 
 def _convert(value: Any, fn: Any) -> Any:
