@@ -209,3 +209,24 @@ def test_constant_folding_leaves_only_the_live_graph() -> None:
     assert [s.node.op_type for s in session.plan.steps] == ["Reshape"]
     np.testing.assert_array_equal(session.run([np.arange(6, dtype=np.float32)])["y"],
                                   np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+def test_jax_jits_an_if_on_a_computed_condition() -> None:
+    pytest.importorskip("jax")
+    then = helper.make_graph([helper.make_node("Mul", ["x", "x"], ["a"])], "then", [],
+                             [helper.make_tensor_value_info("a", TensorProto.FLOAT, [3])])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["b"])], "else", [],
+                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [3])])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         helper.make_node("Greater", ["s", "zero"], ["c"]),
+         helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [onnx.numpy_helper.from_array(np.array(0, np.float32), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session: Any = modelport.get_backend("jax").prepare(model)
+    positive, negative = np.array([1, 2, 3], np.float32), np.array([-1, -2, 0.5], np.float32)
+    np.testing.assert_allclose(session.run([positive])["y"], positive * positive)
+    np.testing.assert_allclose(session.run([negative])["y"], -negative)
+    assert session.jitted  # lax.cond, not an eager fallback

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.registry import op
+from modelport.ops.registry import native, op
 
 VERSIONS = (1, 11, 13, 16, 19, 21, 23, 24, 25)
 
@@ -23,6 +23,11 @@ def _truth(ctx: Any, value: Any) -> bool:
 
 @op("If", *VERSIONS)
 def if_(ctx: Any, cond: Any, *, then_branch: Any, else_branch: Any) -> Any:
+    traced_cond = native(ctx, "cond")
+    if ctx.fw.is_native(cond) and traced_cond is not None:
+        # The framework's own conditional: both branches are traced, one runs.
+        return traced_cond(cond, lambda: then_branch.run(ctx.fw, {}, outer=ctx.scope),
+                           lambda: else_branch.run(ctx.fw, {}, outer=ctx.scope))
     branch = then_branch if _truth(ctx, cond) else else_branch
     return tuple(branch.run(ctx.fw, {}, outer=ctx.scope))
 

@@ -16,6 +16,31 @@ def erf(x: jax.Array) -> jax.Array:
     return jax.scipy.special.erf(x)
 
 
+def cond(pred: jax.Array, then_fn: Any, else_fn: Any) -> tuple[Any, ...]:
+    """If: Python decides a concrete condition; a traced one becomes ``lax.cond``, whose
+    branches must give arrays of one shape and dtype. Where they do not (sequences,
+    optionals, shapes that differ), tracing stops and the session runs eagerly."""
+    from modelport.errors import BackendError
+
+    if not isinstance(pred, jax.core.Tracer):
+        return tuple((then_fn if bool(np.asarray(pred).reshape(-1)[0]) else else_fn)())
+
+    def branch(fn: Any) -> Any:
+        def run(_: Any) -> tuple[jax.Array, ...]:
+            outputs = fn()
+            if not all(isinstance(v, jax.Array | np.ndarray) for v in outputs):
+                raise BackendError("an If branch gives sequences or optionals")
+            return tuple(jnp.asarray(v) for v in outputs)
+
+        return run
+
+    try:
+        return tuple(lax.cond(jnp.reshape(pred, ()).astype(bool), branch(then_fn),
+                              branch(else_fn), None))
+    except TypeError as exc:  # the branches disagree in shape or dtype
+        raise BackendError(f"the If branches cannot be one lax.cond: {exc}") from exc
+
+
 def pad(x: jax.Array, widths: list[list[int]], mode: str, value: Any) -> jax.Array:
     if mode == "constant":
         return jnp.pad(x, widths, mode="constant", constant_values=jnp.asarray(value, x.dtype))
