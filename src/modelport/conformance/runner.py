@@ -49,8 +49,6 @@ def run_case(backend: Any, case: Case) -> CaseResult:
     """Prepare and run one case with ``backend`` in this process."""
     import onnx
 
-    from modelport.errors import ModelportError
-
     start = time.perf_counter()
 
     def result(status: str, reason: str = "") -> CaseResult:
@@ -64,23 +62,27 @@ def run_case(backend: Any, case: Case) -> CaseResult:
         return result(SKIP, str(exc))
     try:
         session = backend.prepare(model)
-    except ModelportError as exc:
-        return result(ERROR, f"prepare: {one_line(exc)}")
     except Exception as exc:
-        return result(ERROR, f"prepare: {type(exc).__name__}: {one_line(exc)}")
+        return result(ERROR, f"prepare: {_reason(exc)}")
     for inputs, expected in data_sets:
         try:
             outputs = session.run(inputs)
-        except ModelportError as exc:
-            return result(ERROR, f"run: {one_line(exc)}")
         except Exception as exc:
-            return result(ERROR, f"run: {type(exc).__name__}: {one_line(exc)}")
+            return result(ERROR, f"run: {_reason(exc)}")
         try:
             compare_like_onnx(expected, [outputs[o.name] for o in session.outputs], case.rtol,
                               case.atol)
         except (AssertionError, TypeError, ValueError) as exc:
             return result(FAIL, one_line(exc))
     return result(PASS)
+
+
+def _reason(exc: Exception) -> str:
+    """Our errors speak for themselves; anything else also says what it was."""
+    from modelport.errors import ModelportError
+
+    return one_line(exc) if isinstance(exc, ModelportError) else \
+        f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, backend_name: str,
