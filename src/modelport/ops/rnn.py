@@ -95,6 +95,16 @@ def _rows(ctx: Any, x: Any, steps: np.ndarray) -> Any:
     return xp.take_along_axis(x, xp.asarray(np.ascontiguousarray(index)), axis=0)
 
 
+def _layer(ctx: Any, x: Any, b: Any, direction: str, layout: int, gates: int, hidden: int,
+           activations: list[str] | None, alphas: list[float] | None,
+           betas: list[float] | None, defaults: list[str]) -> tuple[int, int, Any, Any]:
+    """What every recurrent layer works out first: directions, batch, activations, bias."""
+    dirs = 2 if direction == "bidirectional" else 1
+    batch = int(x.shape[0 if layout else 1])
+    acts = _activations(ctx, activations, alphas, betas, defaults, dirs)
+    return dirs, batch, acts, _split_bias(ctx, b, gates, hidden, dirs, x.dtype)
+
+
 def _initial(ctx: Any, value: Any, dirs: int, batch: int, hidden: int, layout: int,
              dtype: Any) -> Any:
     if value is None:
@@ -115,10 +125,8 @@ def rnn(ctx: Any, x: Any, w: Any, r: Any, b: Any = None, sequence_lens: Any = No
         clip: float | None = None, direction: str = "forward", hidden_size: int,
         layout: int = 0) -> Any:
     xp = ctx.xp
-    dirs = 2 if direction == "bidirectional" else 1
-    batch = int(x.shape[0 if layout else 1])
-    acts = _activations(ctx, activations, activation_alpha, activation_beta, ["Tanh"], dirs)
-    bias = _split_bias(ctx, b, 1, hidden_size, dirs, x.dtype)
+    dirs, batch, acts, bias = _layer(ctx, x, b, direction, layout, 1, hidden_size, activations,
+                                     activation_alpha, activation_beta, ["Tanh"])
 
     def cell(d: int, xt: Any, states: list[Any]) -> list[Any]:
         pre = xp.matmul(xt, xp.matrix_transpose(w[d])) + xp.matmul(
@@ -140,11 +148,8 @@ def gru(ctx: Any, x: Any, w: Any, r: Any, b: Any = None, sequence_lens: Any = No
         layout: int = 0, linear_before_reset: int = 0) -> Any:
     xp = ctx.xp
     n = hidden_size
-    dirs = 2 if direction == "bidirectional" else 1
-    batch = int(x.shape[0 if layout else 1])
-    acts = _activations(ctx, activations, activation_alpha, activation_beta,
-                        ["Sigmoid", "Tanh"], dirs)
-    bias = _split_bias(ctx, b, 3, n, dirs, x.dtype)
+    dirs, batch, acts, bias = _layer(ctx, x, b, direction, layout, 3, n, activations,
+                                     activation_alpha, activation_beta, ["Sigmoid", "Tanh"])
 
     def cell(d: int, xt: Any, states: list[Any]) -> list[Any]:
         f, g = acts[d]
@@ -176,11 +181,9 @@ def lstm(ctx: Any, x: Any, w: Any, r: Any, b: Any = None, sequence_lens: Any = N
          input_forget: int = 0, layout: int = 0) -> Any:
     xp = ctx.xp
     n = hidden_size
-    dirs = 2 if direction == "bidirectional" else 1
-    batch = int(x.shape[0 if layout else 1])
-    acts = _activations(ctx, activations, activation_alpha, activation_beta,
-                        ["Sigmoid", "Tanh", "Tanh"], dirs)
-    bias = _split_bias(ctx, b, 4, n, dirs, x.dtype)
+    dirs, batch, acts, bias = _layer(ctx, x, b, direction, layout, 4, n, activations,
+                                     activation_alpha, activation_beta,
+                                     ["Sigmoid", "Tanh", "Tanh"])
     peep = xp.zeros((dirs, 3 * n), dtype=x.dtype) if p is None else p
 
     def cell(d: int, xt: Any, states: list[Any]) -> list[Any]:

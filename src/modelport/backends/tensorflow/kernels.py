@@ -29,9 +29,6 @@ def sigmoid(x: tf.Tensor) -> tf.Tensor:
 
 
 def softmax(x: tf.Tensor, axis: int) -> tf.Tensor:
-    if x.dtype in (tf.float16, tf.bfloat16):  # match the reference, which stays in the half
-        e = tf.exp(x - tf.reduce_max(x, axis=axis, keepdims=True))
-        return e / tf.reduce_sum(e, axis=axis, keepdims=True)
     return tf.nn.softmax(x, axis=axis)
 
 
@@ -119,8 +116,7 @@ def conv_transpose(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None, strides: lis
                    output_padding: list[int]) -> tf.Tensor:
     nd = len(x.shape) - 2
     kernel = list(w.shape[2:])
-    n = x.shape[0]
-    c_in, c_out_g = w.shape[0], w.shape[1]
+    n, c_out_g = x.shape[0], w.shape[1]
     full = [(i - 1) * s + (k - 1) * d + 1 + p for i, s, k, d, p in
             zip(x.shape[2:], strides, kernel, dilations, output_padding, strict=True)]
     xs = tf.split(_channels_last(x), group, axis=-1)
@@ -131,7 +127,6 @@ def conv_transpose(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None, strides: lis
         outs.append(tf.nn.conv_transpose(xg, filters, [n, *full, c_out_g], strides, "VALID",
                                          dilations=dilations))
     y = _channels_first(tf.concat(outs, axis=-1))
-    del c_in
     index = (slice(None), slice(None), *(slice(bg, f - e) for bg, e, f in
                                          zip(begin, end, full, strict=True)))
     y = y[index]
@@ -141,7 +136,6 @@ def conv_transpose(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None, strides: lis
 def pool(x: tf.Tensor, kind: str, kernel: list[int], strides: list[int],
          dilations: list[int], begin: list[int], end: list[int],
          pad_is_neutral: bool) -> tf.Tensor:
-    nd = len(kernel)
     if (any(d > 1 for d in dilations) and any(s > 1 for s in strides)) or any(
             s > k for s, k in zip(strides, kernel, strict=True)):
         raise HostFallback("tf.nn.pool refuses strides with dilations, and strides wider "
@@ -159,7 +153,6 @@ def pool(x: tf.Tensor, kind: str, kernel: list[int], strides: list[int],
     ones = _channels_last(_pad_spatial(tf.ones([1, 1, *x.shape[2:]], x.dtype), begin, end))
     counts = tf.nn.pool(ones, kernel, "AVG", strides=strides, padding="VALID",
                         dilations=dilations) * math.prod(kernel)
-    del nd
     return _channels_first(total / counts)
 
 
