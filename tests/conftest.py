@@ -63,6 +63,20 @@ def mlp_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def register():  # type: ignore[no-untyped-def]
+    """Register backends for one test: ``register(name, cls)``; the registry is restored after."""
+    import modelport
+    import modelport.backends as registry
+
+    saved = dict(registry._REGISTRY), dict(registry._instances)
+    yield modelport.register_backend
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved[0])
+    registry._instances.clear()
+    registry._instances.update(saved[1])
+
+
+@pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """Run the CLI in-process: returns (exit code, stdout, stderr)."""
 

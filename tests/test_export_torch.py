@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import modelport  # noqa: E402
-from modelport.errors import ExportError  # noqa: E402
+from modelport.errors import ExportError, InputError  # noqa: E402
 
 
 class TwoInputs(torch.nn.Module):
@@ -80,6 +81,31 @@ def test_fallback_is_reported_and_verification_catches_a_frozen_branch(tmp_path:
     assert not result.passed
 
 
+def test_a_failed_verification_keeps_the_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "d.onnx"
+    target.write_bytes(b"the previous export")
+    with pytest.warns(torch.jit.TracerWarning):
+        result = modelport.export.torch(DataDependent(), torch.rand(4, 3) + 0.5, target)
+    assert not result.passed and not result.written
+    assert "nothing was written" in result.summary()
+    assert target.read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.onnx"]
+
+
+def test_an_example_that_does_not_fit_the_module_is_the_callers_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"fails on the example inputs \(float32\[4, 7\]\)"
+                                         r".*mat1 and mat2 shapes cannot be multiplied"):
+        modelport.export.torch(torch.nn.Linear(6, 3), torch.randn(4, 7), tmp_path / "l.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_gets_the_usual_permissions(tmp_path: Path) -> None:
+    result = modelport.export.torch(torch.nn.Linear(6, 3), torch.randn(4, 6), tmp_path / "l.onnx")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert result.written and (tmp_path / "l.onnx").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 class NoTensors(torch.nn.Module):
     def forward(self, x):  # type: ignore[no-untyped-def]
         return {"shape": str(tuple(x.shape))}
@@ -111,3 +137,14 @@ def test_cli_export_torch(cli, tmp_path: Path) -> None:  # type: ignore[no-untyp
 def test_cli_export_rejects_a_bad_shape(cli) -> None:  # type: ignore[no-untyped-def]
     code, _, err = cli("export", "torch", "x.py:f", "--shape", "input=4by20", "-o", "o.onnx")
     assert code == 1 and "expected NAME=DxDxD" in err
+
+
+def test_cli_export_with_a_wrong_example_shape_is_not_an_internal_error(
+        cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "net.py").write_text("import torch\n\ndef build():\n"
+                                     "    return torch.nn.Linear(20, 8)\n")
+    code, out, err = cli("export", "torch", f"{tmp_path / 'net.py'}:build", "--shape",
+                         "input=4x21", "-o", tmp_path / "net.onnx")
+    assert code == 1 and out == ""
+    assert err.startswith("modelport: error: the module fails on the example inputs")
+    assert "internal" not in err and not (tmp_path / "net.onnx").exists()

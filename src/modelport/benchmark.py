@@ -12,15 +12,14 @@ import os
 import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from modelport.errors import InputError, ModelportError
+from modelport.errors import BackendError, InputError, ModelportError
 from modelport.model import ModelSource, TensorSpec, input_specs, load
+from modelport.workers import death, spawn
 
 
 @dataclass
@@ -132,7 +131,15 @@ def bench(model: ModelSource, backends: Sequence[str], batches: Sequence[int] = 
         options: ``prepare`` options per backend name.
         on_progress: called with each backend's name before it runs.
     """
-    model_bytes = load(model).SerializeToString()
+    from modelport.backends import check_backends
+    from modelport.inputs import check_dims
+
+    proto = load(model)
+    check_backends(backends)
+    if not backends or not batches or min(batches) < 1:
+        raise InputError("bench needs at least one backend and batch sizes of 1 or more")
+    check_dims(input_specs(proto), dims or {})
+    model_bytes = proto.SerializeToString()
     kwargs: dict[str, Any] = {"warmup": warmup, "runs": runs, "max_seconds": max_seconds,
                               "dims": dict(dims or {}), "seed": seed}
     results: list[BenchResult] = []
@@ -144,6 +151,9 @@ def bench(model: ModelSource, backends: Sequence[str], batches: Sequence[int] = 
             results += bench_backend(model_bytes, name, batches, options=opts, **kwargs)
             continue
         results += _bench_isolated(model_bytes, name, batches, opts, kwargs)
+    if all(r.error for r in results):
+        errors = dict.fromkeys(f"{r.backend}: {r.error}" for r in results)
+        raise BackendError(f"every backend failed: {'; '.join(errors)}")
     settings = {"batches": list(batches), "warmup": warmup, "runs": runs,
                 "max_seconds": max_seconds, "isolate": isolate, "cpu_count": os.cpu_count()}
     return BenchReport(results, settings)
@@ -151,16 +161,38 @@ def bench(model: ModelSource, backends: Sequence[str], batches: Sequence[int] = 
 
 def _bench_isolated(model_bytes: bytes, name: str, batches: Sequence[int],
                     options: dict[str, Any], kwargs: dict[str, Any]) -> list[BenchResult]:
-    import multiprocessing
+    from modelport.backends import backend_ref
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        future = pool.submit(bench_backend, model_bytes, name, list(batches), options=options,
-                             isolated=True, **kwargs)
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            return [BenchResult(name, b, error="the worker process died (crash or out of "
-                                               "memory)") for b in batches]
+    process, conn = spawn(_bench_worker, model_bytes, name, backend_ref(name), list(batches),
+                          options, kwargs)
+    try:
+        results: list[BenchResult] = conn.recv()
+        return results
+    except (EOFError, OSError):
+        reason = f"the worker process died: {death(process)}"
+        return [BenchResult(name, b, error=reason) for b in batches]
+    finally:
+        conn.close()
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+
+
+def _bench_worker(conn: Any, model_bytes: bytes, name: str, ref: str | None,
+                  batches: list[int], options: dict[str, Any], kwargs: dict[str, Any]) -> None:
+    from modelport.backends import register_backend, resolve_ref
+
+    try:
+        if ref:  # a backend registered in the parent's code: register it here too
+            register_backend(name, resolve_ref(ref), replace=True)
+        results = bench_backend(model_bytes, name, batches, options=options, isolated=True,
+                                **kwargs)
+    except Exception as exc:  # the parent reports it; a traceback here would be lost
+        from modelport.errors import one_line
+
+        error = f"{type(exc).__name__}: {one_line(exc)}"
+        results = [BenchResult(name, b, error=error) for b in batches]
+    conn.send(results)
 
 
 def plot(report: BenchReport, path: str | os.PathLike[str]) -> None:

@@ -133,10 +133,15 @@ def bisect(model: ModelSource, backends: Sequence[str], *,
         save_repro: a folder to write the culprit node as a standalone model with its
             captured inputs and both backends' outputs (see :func:`write_repro`).
     """
+    from modelport.backends import check_backends
     from modelport.inputs import generate_inputs
 
     if len(backends) != 2:
         raise ModelportError(f"bisect compares exactly two backends, got {len(backends)}")
+    check_backends(backends)
+    if save_repro is not None:
+        check_repro_folder(save_repro, backends, [model] if isinstance(model, str | os.PathLike)
+                           else [])
     proto = load(model)
     feeds = dict(inputs) if inputs is not None else generate_inputs(input_specs(proto),
                                                                       dims=dims, seed=seed)
@@ -228,6 +233,21 @@ def _isolated_agrees(model: Any, node: Any, expected: Mapping[str, Any],
     except ModelportError:
         return None
     return report.passed
+
+
+def repro_files(folder: str | os.PathLike[str], backends: Sequence[str]) -> list[Path]:
+    """The files :func:`write_repro` writes into ``folder`` (besides onnx's test layout)."""
+    out = Path(folder)
+    return [out / "model.onnx", out / "inputs.npz", *(out / f"outputs_{b}.npz" for b in backends)]
+
+
+def check_repro_folder(folder: str | os.PathLike[str], backends: Sequence[str],
+                       inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse a reproducer folder whose files would replace one of the command's inputs."""
+    from modelport.io import check_output_path
+
+    for path in repro_files(folder, backends):
+        check_output_path(path, inputs=tuple(inputs))
 
 
 def write_repro(folder: str | os.PathLike[str], model: Any, node: Any,

@@ -152,13 +152,14 @@ def compare(model: ModelSource, backends: Sequence[str], *, baseline: str | None
     A backend that fails to prepare or run is reported as failed with its error; the other
     backends still run.
     """
-    from modelport.backends import get_backend
+    from modelport.backends import check_backends, get_backend
     from modelport.inputs import generate_inputs
     from modelport.model import input_specs
 
     proto = load(model)
     if not backends:
         raise ModelportError("compare needs at least one backend (-b NAME)")
+    check_backends([*backends, *([baseline] if baseline else [])])
     feeds = dict(inputs) if inputs is not None else generate_inputs(
         input_specs(proto), dims=dims, seed=seed)
 

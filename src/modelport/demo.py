@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from modelport.comparison import compare_arrays
+from modelport.errors import InputError
 from modelport.export.base import ExportResult
 
 FEATURES, HIDDEN, CLASSES = 20, 64, 3
@@ -124,6 +125,12 @@ def run_demo(out_dir: str | Path = "modelport-demo", *, epochs: int = 5, samples
     from modelport.backends import list_backends
     from modelport.io import save_npz, to_jsonable, write_bytes
 
+    if backends is not None:
+        from modelport.backends import check_backends
+
+        check_backends(backends)
+    if exporter not in ("dynamo", "torchscript"):
+        raise InputError(f"unknown exporter {exporter!r}: dynamo or torchscript")
     say = on_progress or (lambda label: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

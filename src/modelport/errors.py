@@ -44,5 +44,15 @@ class VerificationError(ModelportError):
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (engines raise multi-line C++ messages)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """An exception's message on one line (engines raise multi-line C++ messages), safe to
+    print: messages quote names from the model, which may hold terminal escapes."""
+    return printable(" ".join(str(exc).split())) or type(exc).__name__
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``), so that a name from
+    a model cannot clear a terminal, move its cursor or colour a verdict."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)

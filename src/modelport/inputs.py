@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelport.errors import InputError
+from modelport.errors import InputError, one_line
 from modelport.model import TensorSpec
 
 Feeds = Mapping[str, Any] | Sequence[Any]
@@ -132,6 +133,7 @@ def generate_inputs(specs: Sequence[TensorSpec], *, dims: Mapping[str, int] | No
     (``{"batch": 8}``); others default to ``default_dim``. ``batch``, when given, sets every
     input's free leading dimension.
     """
+    check_dims(specs, dims or {})
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:
@@ -166,18 +168,19 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]],
             raise InputError(f"{path}: no such input file")
         try:
             loaded = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"{path}: not a .npy/.npz file without pickles ({exc})") from exc
-        if isinstance(loaded, np.ndarray):
-            if not name:
-                if len(specs) != 1:
-                    raise InputError(f"{path}: say which input it is, as NAME={path} (inputs: "
-                                     f"{', '.join(s.name for s in specs)})")
-                name = specs[0].name
-            feeds[name] = loaded
-        else:
-            with loaded as npz:
-                feeds.update({key: npz[key] for key in npz.files})
+            if not isinstance(loaded, np.ndarray):
+                with loaded as npz:
+                    feeds.update({key: npz[key] for key in npz.files})
+                continue
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{path}: not a readable .npy/.npz file without pickles "
+                             f"({one_line(exc)})") from exc
+        if not name:
+            if len(specs) != 1:
+                raise InputError(f"{path}: say which input it is, as NAME={path} (inputs: "
+                                 f"{', '.join(s.name for s in specs)})")
+            name = specs[0].name
+        feeds[name] = loaded
     return feeds
 
 
@@ -186,10 +189,33 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not value.strip().isdigit():
-            raise InputError(f"--dim {item!r}: expected NAME=SIZE, e.g. batch=8")
+        if not sep or not name.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise InputError(f"--dim {item!r}: expected NAME=SIZE with a size of 1 or more, "
+                             f"e.g. batch=8")
         dims[name.strip()] = int(value)
     return dims
+
+
+def symbolic_dims(specs: Sequence[TensorSpec]) -> list[str]:
+    """The names of the symbolic dimensions of ``specs``, in order of first appearance."""
+    names = (d for s in specs for d in (s.shape or ()) if isinstance(d, str) and d)
+    return list(dict.fromkeys(names))
+
+
+def check_dims(specs: Sequence[TensorSpec], dims: Mapping[str, int]) -> None:
+    """Refuse sizes for dimensions the model does not have, and sizes below 1.
+
+    Raises:
+        InputError: naming the model's symbolic dimensions.
+    """
+    known = symbolic_dims(specs)
+    unknown = [name for name in dims if name not in known]
+    small = [f"{name}={size}" for name, size in dims.items() if size < 1]
+    problems = [f"the model has no dimension {name!r}" for name in unknown]
+    problems += [f"--dim {item}: sizes must be 1 or more" for item in small]
+    if problems:
+        have = ", ".join(map(repr, known)) if known else "none"
+        raise InputError(f"{'; '.join(problems)} (its symbolic dimensions: {have})")
 
 
 

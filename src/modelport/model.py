@@ -8,8 +8,9 @@ and reads the data itself instead of delegating to ``onnx.load``.
 from __future__ import annotations
 
 import collections
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -151,10 +152,10 @@ def load(source: ModelSource, *, base_dir: str | os.PathLike[str] | None = None,
         if base_dir is None:
             raise ModelLoadError(f"{where}: the model has external data; pass base_dir= to say "
                                  f"which folder holds it")
-        resolved = [(t, _resolve_external(t, Path(base_dir), where)) for t in refs]
+        resolved = [_resolve_external(t, Path(base_dir), where) for t in refs]
         if load_external_data:
-            for tensor, (file, offset, length) in resolved:
-                _read_external(tensor, file, offset, length)
+            for ref in resolved:
+                _read_external(ref)
     return model
 
 
@@ -205,19 +206,41 @@ def _walk_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
 
 
 def _all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    import onnx
+    """Every tensor stored in the model, wherever it sits: initializers and sparse ones, node
+    attributes (dense and sparse), subgraphs, local functions and training information.
 
-    for graph in _walk_graphs(model.graph):
-        yield from graph.initializer
-        for sparse in graph.sparse_initializer:
-            yield sparse.values
-            yield sparse.indices
-        for node in graph.node:
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.TENSOR:
-                    yield attr.t
-                elif attr.type == onnx.AttributeProto.TENSORS:
-                    yield from attr.tensors
+    Attribute fields are read whatever the attribute's declared type, since a hostile file may
+    set both.
+    """
+    graphs = [model.graph]
+    for info in model.training_info:
+        graphs += [info.initialization, info.algorithm]
+    for graph in graphs:
+        yield from _graph_tensors(graph)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.TensorProto]:
+    for node in nodes:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            sparse = [attr.sparse_tensor] if attr.HasField("sparse_tensor") else []
+            for tensor in [*sparse, *attr.sparse_tensors]:
+                yield from (tensor.values, tensor.indices)
+            if attr.HasField("g"):
+                yield from _graph_tensors(attr.g)
+            for graph in attr.graphs:
+                yield from _graph_tensors(graph)
 
 
 def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
@@ -228,13 +251,26 @@ def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
             yield tensor
 
 
-def _resolve_external(tensor: onnx.TensorProto, base_dir: Path,
-                      where: str) -> tuple[Path, int, int | None]:
+@dataclass(frozen=True)
+class _External:
+    """A validated external-data reference: which file, where, and how many bytes."""
+
+    tensor: onnx.TensorProto
+    file: Path
+    root: Path
+    offset: int
+    length: int
+    what: str
+
+
+def _resolve_external(tensor: onnx.TensorProto, base_dir: Path, where: str) -> _External:
     info = {entry.key: entry.value for entry in tensor.external_data}
     location = info.get("location", "")
     what = f"{where}: tensor {tensor.name!r} has external data at {location!r}"
     if not location:
         raise UnsafeModelError(f"{what}: no location given")
+    if "\0" in location or any(len(p.encode()) > 255 for p in location.split("/")):
+        raise UnsafeModelError(f"{what}: not a usable file name")
     parts = location.replace("\\", "/").split("/")
     if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in parts[0]:
         raise UnsafeModelError(f"{what}: absolute paths are refused; external data must lie "
@@ -254,22 +290,63 @@ def _resolve_external(tensor: onnx.TensorProto, base_dir: Path,
         length = int(info["length"]) if "length" in info else None
     except ValueError as exc:
         raise ModelLoadError(f"{what}: offset and length must be integers") from exc
+    expected = _tensor_data_bytes(tensor)
+    if expected is None:
+        raise ModelLoadError(f"{what}: a tensor with a negative dimension or of this type "
+                             f"(data_type {tensor.data_type}) cannot have external data")
     size = file.stat().st_size
-    end = size if length is None else offset + length
-    if offset < 0 or (length is not None and length < 0) or end > size:
+    if length is None:
+        length = size - offset
+    if offset < 0 or length < 0 or offset + length > size:
         raise ModelLoadError(f"{what}: offset {offset} and length {length} fall outside the "
                              f"file's {size} bytes")
-    return file, offset, length
+    if length != expected:
+        raise ModelLoadError(f"{what}: {length} bytes, but its shape {list(tensor.dims)} needs "
+                             f"{expected}")
+    return _External(tensor, file, root, offset, length, what)
 
 
-def _read_external(tensor: onnx.TensorProto, file: Path, offset: int, length: int | None) -> None:
+def _read_external(ref: _External) -> None:
+    """Read the bytes of one reference through a descriptor that is checked once it is open.
+
+    The path was checked before; between that check and the read, a file could be swapped for
+    a symlink, or be a hard link to a file elsewhere. So the final component is opened without
+    following links, and the open file itself must be a regular file with one link, inside the
+    model's folder (where the platform can say), and as large as it was.
+    """
     import onnx
 
-    with open(file, "rb") as fh:
-        fh.seek(offset)
-        tensor.raw_data = fh.read() if length is None else fh.read(length)
-    del tensor.external_data[:]
-    tensor.data_location = onnx.TensorProto.DEFAULT
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(ref.file, flags)
+    except OSError as exc:
+        raise UnsafeModelError(f"{ref.what}: cannot be opened safely ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as fh:
+        _check_opened(fh.fileno(), ref)
+        fh.seek(ref.offset)
+        data = fh.read(ref.length)
+    if len(data) != ref.length:
+        raise ModelLoadError(f"{ref.what}: the file shrank while it was read")
+    ref.tensor.raw_data = data
+    del ref.tensor.external_data[:]
+    ref.tensor.data_location = onnx.TensorProto.DEFAULT
+
+
+def _check_opened(fd: int, ref: _External) -> None:
+    import stat
+
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeModelError(f"{ref.what}: not a regular file")
+    if info.st_nlink > 1:
+        raise UnsafeModelError(f"{ref.what}: the file has {info.st_nlink} hard links, so it may "
+                               f"be a file from outside the model's folder; copy it instead")
+    real = Path(f"/proc/self/fd/{fd}")
+    if real.is_symlink() and not Path(os.readlink(real)).is_relative_to(ref.root):
+        raise UnsafeModelError(f"{ref.what}: the file opened is {os.readlink(real)}, outside "
+                               f"the model's folder {ref.root}")
+    if info.st_size < ref.offset + ref.length:
+        raise ModelLoadError(f"{ref.what}: the file shrank while it was opened")
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,9 +416,32 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _tensor_nbytes(tensor: onnx.TensorProto) -> int:
+def _tensor_data_bytes(tensor: onnx.TensorProto) -> int | None:
+    """The bytes a tensor's shape and type need as raw data (None for strings and unknown
+    types). Sub-byte types are packed; Python integers cannot overflow."""
     import numpy as np
     import onnx.helper
+
+    if any(d < 0 for d in tensor.dims):
+        return None
+    count = math.prod(int(d) for d in tensor.dims)
+    bits = _ELEMENT_BITS.get(tensor.data_type)
+    if bits is None:
+        try:
+            bits = 8 * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            return None
+        if tensor.data_type == onnx.TensorProto.STRING:
+            return None
+    return (count * bits + 7) // 8
+
+
+# the packed sub-byte types: INT4, UINT4, FLOAT4E2M1, INT2, UINT2
+_ELEMENT_BITS = {21: 4, 22: 4, 23: 4, 25: 2, 26: 2}
+
+
+def _tensor_nbytes(tensor: onnx.TensorProto) -> int:
+    import onnx
 
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         info = {e.key: e.value for e in tensor.external_data}
@@ -349,8 +449,7 @@ def _tensor_nbytes(tensor: onnx.TensorProto) -> int:
             return int(info["length"])
     if tensor.data_type in (0, onnx.TensorProto.STRING):
         return sum(len(s) for s in tensor.string_data)
-    itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
-    return int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
+    return max(_tensor_data_bytes(tensor) or 0, 0)
 
 
 def inspect(source: ModelSource) -> ModelInfo:

@@ -1,9 +1,14 @@
-"""The ONNX backend suite, through upstream ``onnx.backend.test``, for every installed backend.
+"""The ONNX backend suite against every installed backend, held to its expectations file.
 
-Each backend with an expectations file (``expectations/<backend>.toml``) gets one unittest
-class of node cases, read from the same materialised files that ``modelport conformance``
-uses. Expected failures are ``xfail`` (a case that starts passing fails the run as an
-unexpected success, so the file gets updated); a case that regresses fails the run.
+Every node case runs through ``modelport.conformance`` on two isolated worker processes per
+backend (the way ``modelport conformance -j 2`` runs it), and each backend's statuses are held
+to ``expectations/<backend>.toml``: a case that regresses fails the test, and so does an
+expected failure that starts passing, until the file is updated. The failure message names
+every such case at once.
+
+Upstream's own runner (``onnx.backend.test``) drives each backend's ``onnx.backend`` API on a
+sample of cases too, so the drop-in adapter stays tested with the code that users of
+``onnx_tf.backend`` and ``caffe2.python.onnx.backend`` ran.
 """
 
 from __future__ import annotations
@@ -13,15 +18,34 @@ import unittest
 from pathlib import Path
 from typing import Any
 
+import pytest
 from onnx.backend.test.case.test_case import TestCase as OnnxTestCase
 from onnx.backend.test.runner import Runner
 
 from modelport.backends import available_backends, get_backend
 from modelport.backends.base import onnx_backend_api
-from modelport.conformance.expectations import load_expectations
+from modelport.conformance import run_conformance
+from modelport.conformance.expectations import check_against, load_expectations
 from modelport.conformance.suite import list_cases
 
 EXPECTATIONS = Path(__file__).parent / "expectations"
+BACKENDS = [b for b in sorted(p.stem for p in EXPECTATIONS.glob("*.toml"))
+            if b in available_backends()]
+# Cases every backend passes, one or two per operator family: what the upstream runner drives.
+SAMPLE = r"^test_(add|relu|gemm_default_matrix_bias|conv_with_strides_padding|softmax_axis_1|" \
+         r"reshape_negative_dim|gather_0|reduce_sum_keepdims_example|maxpool_2d_pads|" \
+         r"transpose_default)$"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_node_suite_matches_the_expectations(backend: str) -> None:
+    report = run_conformance(backend, jobs=2)
+    statuses = {r.name: r.status for r in report.results}
+    reasons = {r.name: r.reason for r in report.results}
+    problems = check_against(load_expectations(EXPECTATIONS / f"{backend}.toml"), statuses)
+    details = [f"{p} [{reasons.get(p.split()[0], '')[:200]}]" for p in problems]
+    assert not problems, (f"{len(problems)} case(s) of {backend} differ from the expectations "
+                          f"(scripts/update_conformance rewrites them):\n" + "\n".join(details))
 
 
 class SuiteRunner(Runner):
@@ -31,7 +55,7 @@ class SuiteRunner(Runner):
     each time); this sets the same fields and adds the cached cases instead.
     """
 
-    def __init__(self, backend: Any, parent_module: str) -> None:
+    def __init__(self, backend: Any, parent_module: str, pattern: str) -> None:
         self.backend = backend
         self._parent_module = parent_module
         self._include_patterns: set[Any] = set()
@@ -39,7 +63,7 @@ class SuiteRunner(Runner):
         self._xfail_patterns: set[Any] = set()
         self._test_kwargs: dict[str, Any] = {}
         self._test_items = collections.defaultdict(dict)
-        for case in list_cases(["node"]):
+        for case in list_cases(["node"], pattern):
             self._add_model_test(OnnxTestCase(
                 name=case.name, model_name=case.name, url=None, model_dir=str(case.path),
                 model=None, data_sets=None, kind="node", rtol=case.rtol, atol=case.atol), "Node")
@@ -49,25 +73,14 @@ class SuiteRunner(Runner):
         super()._add_test(category, test_name, test_func, report_item, ("CPU",), **kwargs)
 
 
-def suite_for(name: str) -> dict[str, type[unittest.TestCase]]:
-    expectations = load_expectations(EXPECTATIONS / f"{name}.toml")
-    backend = onnx_backend_api(lambda: get_backend(name))["OnnxBackend"]
-    runner = SuiteRunner(backend, __name__)
-    cases: dict[str, type[unittest.TestCase]] = {}
-    for class_name, test_class in runner.test_cases.items():
-        renamed = type(f"{name.title()}{class_name}", (test_class,), {})
-        for attr in [a for a in vars(test_class) if a.startswith("test_")]:
-            case = attr.removesuffix("_cpu")
-            status = expectations.status_of(case)
-            if status == "skip":
-                setattr(renamed, attr, unittest.skip(expectations.reason_of(case))(
-                    getattr(test_class, attr)))
-            elif status == "xfail":
-                setattr(renamed, attr, unittest.expectedFailure(getattr(test_class, attr)))
-        cases[renamed.__name__] = renamed
-    return cases
-
-
-for _name in sorted(p.stem for p in EXPECTATIONS.glob("*.toml")):
-    if _name in available_backends():
-        globals().update(suite_for(_name))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_upstream_runner_drives_the_onnx_backend_api(backend: str) -> None:
+    api = onnx_backend_api(lambda: get_backend(backend))["OnnxBackend"]
+    suite = unittest.TestSuite()
+    for test_class in SuiteRunner(api, __name__, SAMPLE).test_cases.values():
+        suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(test_class))
+    result = unittest.TestResult()
+    suite.run(result)
+    assert result.testsRun == 10
+    assert not result.failures and not result.errors, [
+        (str(test), trace.splitlines()[-1]) for test, trace in result.failures + result.errors]

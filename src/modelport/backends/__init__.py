@@ -12,15 +12,15 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from modelport.backends.base import Backend, Session
 from modelport.errors import BackendUnavailableError
 
-__all__ = ["Backend", "BackendInfo", "Session", "get_backend", "list_backends",
-           "register_backend"]
+__all__ = ["Backend", "BackendInfo", "Session", "check_backends", "get_backend",
+           "list_backends", "register_backend"]
 
 ENTRY_POINT_GROUP = "modelport.backends"
 
@@ -138,6 +138,33 @@ def resolve_ref(ref: str) -> Callable[[], Backend]:
     return factory
 
 
+def check_backends(names: Iterable[str]) -> None:
+    """Refuse, before any work starts, backend names that are unknown or cannot load here.
+
+    Cheap: no framework is imported (a missing one is found by its module spec). Every
+    problem is reported at once.
+
+    Raises:
+        BackendUnavailableError: naming each bad backend and listing the known ones.
+    """
+    problems = [p for p in (_problem(name) for name in dict.fromkeys(names)) if p]
+    if problems:
+        raise BackendUnavailableError(f"{'; '.join(problems)} (known backends: "
+                                      f"{', '.join(sorted(_REGISTRY))})")
+
+
+def _problem(name: str) -> str | None:
+    _load_plugins()
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        return f"unknown backend {name!r}"
+    missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        return (f"backend {name!r} needs {', '.join(missing)}, which is not installed: "
+                f"{entry.install_hint}")
+    return None
+
+
 def get_backend(name: str) -> Backend:
     """The backend called ``name``.
 
@@ -145,16 +172,9 @@ def get_backend(name: str) -> Backend:
         BackendUnavailableError: the name is unknown, or its framework is not installed (the
             message says what to install).
     """
-    _load_plugins()
-    entry = _REGISTRY.get(name)
-    if entry is None:
-        raise BackendUnavailableError(f"unknown backend {name!r}; known backends: "
-                                      f"{', '.join(sorted(_REGISTRY))}")
     if name not in _instances:
-        missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
-        if missing:
-            raise BackendUnavailableError(f"backend {name!r} needs {', '.join(missing)}, which "
-                                          f"is not installed: {entry.install_hint}")
+        check_backends([name])
+        entry = _REGISTRY[name]
         try:
             _instances[name] = entry.load()
         except ImportError as exc:

@@ -11,19 +11,33 @@ Every backend is also reachable through the ``onnx.backend`` API (:func:`onnx_ba
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from modelport.errors import BackendError
+from modelport.errors import BackendError, ModelportError, one_line
 from modelport.inputs import Feeds, check_feeds
 from modelport.model import ModelSource, TensorSpec, input_specs, load, output_specs
 
 if TYPE_CHECKING:
     import onnx
+
+
+@contextlib.contextmanager
+def failures_as(what: str) -> Iterator[None]:
+    """Any exception of an engine or a kernel (``KeyError`` for a graph cycle, ``RuntimeError``
+    for an integer division by zero, ...) becomes a ``BackendError`` saying ``what`` failed
+    and why, so that callers catch one kind of error and a traceback stays an internal bug's."""
+    try:
+        yield
+    except ModelportError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"{what}: {type(exc).__name__}: {one_line(exc)}") from exc
 
 
 class Session(ABC):
@@ -47,9 +61,14 @@ class Session(ABC):
 
         Raises:
             InputError: a feed has an unknown or missing name, or the wrong dtype or shape.
+            BackendError: the backend failed on this model and these feeds.
         """
         checked = check_feeds(self.inputs, feeds)
-        return self._to_numpy(self._execute(self._to_native(checked)))
+        # IEEE results (inf, nan) and integer division by zero are the model's answers, not
+        # news: numpy, where a backend computes with it, must not print warnings about them
+        with failures_as(f"backend {self.backend.name!r} could not run the model"), \
+                np.errstate(all="ignore"):
+            return self._to_numpy(self._execute(self._to_native(checked)))
 
     def timed_call(self, feeds: Feeds) -> Callable[[], object]:
         """A call that runs the model on already-converted feeds and waits for the result.
@@ -96,7 +115,9 @@ class Backend(ABC):
         if not self.supports_device(device):
             raise BackendError(f"backend {self.name!r} does not run on {device!r}; it supports "
                                f"{', '.join(self.devices)}")
-        return self._prepare(load(model), device, **options)
+        proto = load(model)
+        with failures_as(f"backend {self.name!r} could not prepare the model"):
+            return self._prepare(proto, device, **options)
 
     @abstractmethod
     def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> Session: ...

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.backends.base import Backend, Session
+from modelport.backends.base import Backend, Session, failures_as
 from modelport.interpreter import Framework, HostFallback, Plan, plan_model
 
 
@@ -47,7 +47,9 @@ class TranslatingSession(Session):
             values.update({n: v for n, v in zip(step.outputs, outs, strict=False) if n})
 
         native = self._to_native(check_feeds(self.inputs, feeds))
-        self.plan.run(fw, self._plan_feeds(native), trace=record)
+        with failures_as(f"backend {self.backend.name!r} could not run the model"), \
+                np.errstate(all="ignore"):
+            self.plan.run(fw, self._plan_feeds(native), trace=record)
         return {name: _convert(v, self._host) for name, v in values.items()}
 
     def _to_numpy(self, native_outputs: list[Any]) -> dict[str, np.ndarray]:

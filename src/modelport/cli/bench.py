@@ -42,11 +42,15 @@ def command(model: ModelArg, backend: BackendsOption,
     from modelport.benchmark import bench
     from modelport.benchmark import plot as draw
     from modelport.inputs import parse_dims
+    from modelport.io import check_figure_path
 
+    batches, dims = _batches(batch), parse_dims(dim or [])
+    if plot is not None:
+        check_figure_path(plot, inputs=(model,))
     with progress(len(backend), "bench") as step:
-        report = bench(model, backend, _batches(batch), warmup=warmup, runs=runs,
-                       max_seconds=max_seconds, dims=parse_dims(dim or []), seed=seed,
-                       isolate=isolate, on_progress=step)
+        report = bench(model, backend, batches, warmup=warmup, runs=runs,
+                       max_seconds=max_seconds, dims=dims, seed=seed, isolate=isolate,
+                       on_progress=step)
     if plot is not None:
         draw(report, plot)
 
@@ -65,7 +69,7 @@ def command(model: ModelArg, backend: BackendsOption,
             if r.error:
                 stdout.print(f"[red]{r.backend} at batch {r.batch}[/]: {esc(r.error)}")
         if plot is not None:
-            stdout.print(f"plot written to {plot}")
+            stdout.print(f"plot written to {esc(plot)}")
 
     data = report.to_dict() | {"plot": str(plot) if plot else None}
     emit(format, data, render)

@@ -70,10 +70,16 @@ def command(model: ModelArg, backend: BackendsOption,
             plot: Annotated[Path | None, typer.Option(
                 help="Draw each node's error (in tolerances) along the graph.")] = None,
             format: FormatOption = Format.human) -> None:
-    from modelport.bisection import bisect, plot_curve
+    from modelport.bisection import bisect, check_repro_folder, plot_curve
     from modelport.inputs import load_inputs, parse_dims
+    from modelport.io import check_figure_path
     from modelport.model import input_specs, load
 
+    given: tuple[str | Path, ...] = (model, *(i.rpartition("=")[2] for i in inputs or []))
+    if plot is not None:
+        check_figure_path(plot, inputs=given)
+    if save_repro is not None:
+        check_repro_folder(save_repro, backend, given)
     proto = load(model)
     feeds = load_inputs(inputs, input_specs(proto)) if inputs else None
     report = bisect(proto, backend, inputs=feeds, dims=parse_dims(dim or []), seed=seed,

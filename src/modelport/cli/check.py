@@ -3,7 +3,7 @@ from __future__ import annotations
 import typer
 
 from modelport.cli.options import ModelArg
-from modelport.cli.output import Format, FormatOption, emit, stdout, verdict
+from modelport.cli.output import Format, FormatOption, emit, esc, stdout, verdict
 
 NAME = "check"
 HELP = "Run the ONNX checker and strict shape inference; exit 1 when either finds an error."
@@ -17,7 +17,7 @@ def command(model: ModelArg, format: FormatOption = Format.human) -> None:
     def render() -> None:
         for severity, message in report.findings:
             colour = "red" if severity == "error" else "yellow"
-            stdout.print(f"[{colour}]{severity}[/]: {message}")
+            stdout.print(f"[{colour}]{severity}[/]: {esc(message)}")
         verdict(report.ok, str(model))
 
     emit(format, report, render)

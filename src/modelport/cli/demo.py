@@ -26,7 +26,8 @@ HELP = ("The seed pipeline end to end: train a two-layer classifier in PyTorch o
 def command(out: Annotated[Path, typer.Option(help="Where the files are written.")]
             = Path("modelport-demo"),
             backend: Annotated[list[str] | None, typer.Option(
-                "--backend", "-b", help="Backends to run (default: every available one).")]
+                "--backend", "-b", metavar="NAME",
+                help="Backends to run (default: every available one).")]
             = None,
             epochs: Annotated[int, typer.Option(help="Training epochs.")] = 5,
             seed: Annotated[int, typer.Option(help="Seed for data and training.")] = 0,

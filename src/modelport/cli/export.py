@@ -63,8 +63,7 @@ def render_result(result: object) -> None:
     for attempt in result.attempts:
         state = "[green]ok[/]" if attempt.ok else f"[red]failed[/]: {esc(attempt.error)}"
         stdout.print(f"exporter {attempt.exporter}: {state} ({attempt.seconds:.1f} s)")
-    stdout.print(f"wrote {esc(result.path)}" + (f" and {', '.join(result.external_data)}"
-                                           if result.external_data else ""))
+    stdout.print(esc(result.written_line))
     verification = result.verification
     if verification is not None:
         table = Table("inputs", "output", "max abs", "max rel", "",
@@ -88,10 +87,11 @@ def render_result(result: object) -> None:
 def torch_command(
         spec: Annotated[str, typer.Argument(help="FILE.py:FACTORY or MODULE:FACTORY.")],
         shape: Annotated[list[str], typer.Option(
+            metavar="NAME=DxD[:DTYPE]",
             help="An example input as NAME=DxD[:DTYPE], in forward()'s order (repeatable).")],
         output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file.")],
         output_name: Annotated[list[str] | None, typer.Option(
-            help="Names of the graph outputs, in order (repeatable).")] = None,
+            metavar="NAME", help="Names of the graph outputs, in order (repeatable).")] = None,
         dynamic_batch: Annotated[bool, typer.Option(
             help="Make axis 0 of every input and output a dimension named 'batch'.")] = True,
         opset: Annotated[int | None, typer.Option(help="Target ONNX opset.")] = None,

@@ -9,13 +9,16 @@ import typer
 
 ModelArg = Annotated[Path, typer.Argument(help="The ONNX model file.", show_default=False)]
 BackendsOption = Annotated[list[str], typer.Option(
-    "--backend", "-b", help="A backend (repeat for several); see `modelport backends`.")]
+    "--backend", "-b", metavar="NAME",
+    help="A backend (repeat for several); see `modelport backends`.")]
 InputsOption = Annotated[list[str] | None, typer.Option(
-    "--inputs", "-i", help="Feeds from a .npz (keys are input names) or NAME=file.npy; "
-    "repeatable. Without it, random feeds are generated from the model's signature.")]
+    "--inputs", "-i", metavar="FILE",
+    help="Feeds from a .npz (keys are input names) or NAME=file.npy; repeatable. Without it, "
+    "random feeds are generated from the model's signature.")]
 DimOption = Annotated[list[str] | None, typer.Option(
-    "--dim", "-d", help="Size of a symbolic dimension for generated feeds, e.g. batch=8 "
-    "(repeatable; others default to 1).")]
+    "--dim", "-d", metavar="NAME=SIZE",
+    help="Size of a symbolic dimension for generated feeds, e.g. batch=8 (repeatable; others "
+    "default to 1).")]
 SeedOption = Annotated[int, typer.Option(help="Seed for generated feeds.")]
 AtolOption = Annotated[float, typer.Option(help="Absolute tolerance: |a - b| <= atol + rtol*|b|.")]
 RtolOption = Annotated[float, typer.Option(help="Relative tolerance: |a - b| <= atol + rtol*|b|.")]

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from modelport.errors import printable
 from modelport.io import to_jsonable
 
 # Piped output is read by tools and people in wide terminals: don't fold tables at 80 columns.
@@ -24,8 +25,9 @@ stderr = Console(stderr=True, highlight=False)
 
 
 def esc(value: object) -> str:
-    """Text from a model or the user, safe from rich's [markup] (shapes look like tags)."""
-    return escape(str(value))
+    """Text from a model or the user, safe to print: rich's [markup] escaped (shapes look like
+    tags) and control characters written out (a name may hold terminal escapes)."""
+    return escape(printable(str(value)))
 
 
 class Format(enum.StrEnum):
@@ -48,7 +50,7 @@ def emit(fmt: Format, data: Any, render: Callable[[], None]) -> None:
 def verdict(passed: bool, what: str = "") -> None:
     """The final PASSED / FAILED line of a command that checks something."""
     text = "[bold green]PASSED[/]" if passed else "[bold red]FAILED[/]"
-    stdout.print(f"{text}{' ' + what if what else ''}")
+    stdout.print(f"{text}{' ' + esc(what) if what else ''}")
 
 
 def fmt_float(value: float | None, digits: int = 2) -> str:
@@ -65,6 +67,9 @@ def fmt_float(value: float | None, digits: int = 2) -> str:
 @contextlib.contextmanager
 def progress(total: int | None, description: str) -> Iterator[Callable[[str], None]]:
     """A progress bar on stderr; the yielded function advances it with a new label."""
+    if not stderr.is_terminal:  # logs and pipes get no animation, nor its stray blank line
+        yield lambda label: None
+        return
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed}/{task.total}") if total else TextColumn(""),
                TimeElapsedColumn()]

@@ -7,6 +7,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from modelport.backends import check_backends
 from modelport.cli.options import DimOption, InputsOption, ModelArg, SeedOption
 from modelport.cli.output import Format, FormatOption, emit, esc, fmt_float, stdout
 
@@ -29,17 +30,28 @@ def command(model: ModelArg,
             = "onnxruntime",
             inputs: InputsOption = None, dim: DimOption = None, seed: SeedOption = 0,
             save: Annotated[Path | None, typer.Option(
-                help="Write the outputs (and feeds, as feed:NAME) to this .npz file.")] = None,
+                help="Write the outputs to this .npz file, keyed by output name.")] = None,
+            save_inputs: Annotated[Path | None, typer.Option(
+                help="Write the feeds to this .npz file, keyed by input name: `--inputs` "
+                     "reads it back.")] = None,
             format: FormatOption = Format.human) -> None:
     import modelport
     from modelport.inputs import make_feeds, parse_dims
-    from modelport.io import save_npz
+    from modelport.io import check_output_path, save_npz
+    from modelport.model import input_specs, load
 
-    session = modelport.get_backend(backend).prepare(model)
-    feeds = make_feeds(session.inputs, inputs or [], dims=parse_dims(dim or []), seed=seed)
-    outputs = session.run(feeds)
+    check_backends([backend])
+    given: tuple[str | Path, ...] = (model, *(i.rpartition("=")[2] for i in inputs or []))
+    for path in (save, save_inputs):
+        if path is not None:
+            check_output_path(path, (".npz",), inputs=given)
+    proto = load(model)
+    feeds = make_feeds(input_specs(proto), inputs or [], dims=parse_dims(dim or []), seed=seed)
+    outputs = modelport.get_backend(backend).prepare(proto).run(feeds)
     if save is not None:
-        save_npz(save, {**outputs, **{f"feed:{k}": v for k, v in feeds.items()}})
+        save_npz(save, outputs)
+    if save_inputs is not None:
+        save_npz(save_inputs, feeds)
     rows = {"inputs": [_summary(k, v) for k, v in feeds.items()],
             "outputs": [_summary(k, v) for k, v in outputs.items()]}
 
@@ -52,7 +64,9 @@ def command(model: ModelArg,
                               fmt_float(row["min"]), fmt_float(row["max"]),
                               fmt_float(row["mean"]))
         stdout.print(table)
-        if save:
-            stdout.print(f"outputs written to {save}")
+        for what, path in (("outputs", save), ("inputs", save_inputs)):
+            if path:
+                stdout.print(f"{what} written to {esc(path)}")
 
-    emit(format, {"backend": backend, **rows, "saved": str(save) if save else None}, render)
+    emit(format, {"backend": backend, **rows, "saved": str(save) if save else None,
+                  "saved_inputs": str(save_inputs) if save_inputs else None}, render)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import multiprocessing
 import multiprocessing.connection
 import os
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 from modelport.conformance.suite import Case, UnsupportedTestData, load_data_sets
 from modelport.errors import one_line
+from modelport.workers import death, spawn
 
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 
@@ -109,12 +109,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, backend_name: str,
 
 class _Worker:
     def __init__(self, backend_name: str, backend_ref: str | None) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, backend_name, backend_ref),
-                                   daemon=True)
-        self.process.start()
-        child.close()
+        self.process, self.conn = spawn(_worker_main, backend_name, backend_ref)
         self.case: Case | None = None
         self.started = 0.0
         self.ready = False
@@ -136,11 +131,7 @@ class _Worker:
         self.conn.close()
 
     def death(self) -> str:
-        self.process.join(5)
-        code = self.process.exitcode
-        if code is not None and code < 0:
-            return f"the backend crashed (signal {-code})"
-        return f"the backend exited the process (exit code {code})"
+        return death(self.process)
 
 
 def run_isolated(backend_name: str, cases: Sequence[Case], *, jobs: int = 1,

@@ -3,9 +3,11 @@
 onnx ships the ``simple`` and ``pytorch-*`` kinds as data files, but since 1.17 generates the
 ``node`` kind in memory from ``onnx.backend.test.case`` with random inputs. modelport writes
 those cases once into a cache (seeded, so every machine gets the same files) in onnx's own
-on-disk layout, so that every backend is measured on exactly the same models and data:
+on-disk layout, so that every backend is measured on exactly the same models and data. The
+expected outputs are computed by numpy and ml_dtypes (ml_dtypes 0.7 changed what an
+out-of-range cast to int4 gives), so their versions name the folder too:
 
-    <cache>/onnx-backend-tests/onnx-<version>/node/<case>/model.onnx
+    <cache>/onnx-backend-tests/onnx-<v>-numpy-<v>-ml_dtypes-<v>/node/<case>/model.onnx
                                                       /data.json   (rtol, atol, op_type)
                                                       /test_data_set_0/input_0.pb ...
 """
@@ -59,14 +61,22 @@ def kind_dir(kind: str) -> Path:
         raise ModelportError(f"unknown test kind {kind!r}; kinds: {', '.join(KINDS)}")
     if kind != "node":
         return Path(onnx.__file__).parent / "backend" / "test" / "data" / kind
-    folder = cache_root() / "onnx-backend-tests" / f"onnx-{onnx.__version__}" / "node"
+    import ml_dtypes
+
+    versions = f"onnx-{onnx.__version__}-numpy-{np.__version__}-ml_dtypes-{ml_dtypes.__version__}"
+    folder = cache_root() / "onnx-backend-tests" / versions / "node"
     if not (folder / _COMPLETE).exists():
         materialise_node_cases(folder)
     return folder
 
 
 def materialise_node_cases(folder: Path) -> None:
-    """Write onnx's in-memory node cases to ``folder``; atomic, so a crash leaves no half."""
+    """Write onnx's in-memory node cases to ``folder``.
+
+    Each process writes into a private scratch folder and renames it into place, so a crash
+    leaves no half and processes that start at once never remove what another installed: the
+    first rename wins, the others find a complete folder and drop their own.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".node.", dir=folder.parent))
     try:
@@ -76,9 +86,14 @@ def materialise_node_cases(folder: Path) -> None:
             op = base_ops.get(_base_name(case.name)) or _op_of(case.model)
             _write_case(scratch / case.name, case, op)
         (scratch / _COMPLETE).write_text("")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(scratch, folder)
+        try:
+            os.rename(scratch, folder)
+        except OSError:
+            if not (folder / _COMPLETE).exists():  # an incomplete leftover: set it aside
+                aside = Path(tempfile.mkdtemp(prefix=".stale.", dir=folder.parent))
+                os.rename(folder, aside / "node")
+                shutil.rmtree(aside, ignore_errors=True)
+                os.rename(scratch, folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -3,7 +3,8 @@
 ``python -m modelport.conformance.update -b onnxruntime -b openvino -b reference`` runs the node
 suite for each backend and writes ``docs/conformance/<backend>.json``,
 ``tests/conformance/expectations/<backend>.toml`` (keeping hand-written groups that still
-match) and ``docs/support_matrix.md`` (from every results file present).
+match), ``docs/support_matrix.md`` and the README's paragraph of counts (from every results
+file present).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from modelport.conformance import failure_reasons, run_conformance
 from modelport.conformance.expectations import load_expectations, render_expectations
-from modelport.conformance.matrix import compact, render_matrix
+from modelport.conformance.matrix import compact, render_matrix, replace_readme_counts
 from modelport.io import write_bytes
 
 
@@ -40,6 +41,8 @@ def update(backends: list[str], root: Path, jobs: int) -> None:
         print(f"{backend}: {counts['pass']}/{counts['total']} pass", file=sys.stderr)
     results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
     write_bytes(root / "docs" / "support_matrix.md", render_matrix(results).encode())
+    readme = root / "README.md"
+    write_bytes(readme, replace_readme_counts(readme.read_text(), results).encode())
 
 
 def main() -> None:

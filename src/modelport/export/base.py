@@ -64,6 +64,15 @@ class ExportResult:
     attempts: list[ExportAttempt]
     verification: Verification | None = None
     external_data: list[str] = field(default_factory=list)
+    written: bool = True  # False when verification failed: ``path`` was left as it was
+
+    @property
+    def written_line(self) -> str:
+        if not self.written:
+            return (f"verification failed, so nothing was written to {self.path} (a file "
+                    f"already there is kept; --no-verify writes the export as it is)")
+        extra = f" and {', '.join(self.external_data)}" if self.external_data else ""
+        return f"wrote {self.path}{extra}"
 
     @property
     def passed(self) -> bool:
@@ -74,7 +83,7 @@ class ExportResult:
         """A few lines for people: the attempts, then max abs / rel error per output."""
         lines = [f"{a.exporter} exporter: " + ("ok" if a.ok else f"failed: {a.error}")
                  for a in self.attempts]
-        lines.append(f"wrote {self.path}")
+        lines.append(self.written_line)
         if self.verification is not None:
             v = self.verification
             lines.append(f"verification with {v.backend} (atol {v.atol:g}, rtol {v.rtol:g}):")

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelport.errors import ExportError, ModelportError, one_line
+from modelport.errors import ExportError, InputError, ModelportError, one_line
 from modelport.export.base import ExportAttempt, ExportResult, Verification
+from modelport.io import usual_mode
 
 EXPORTERS = ("dynamo", "torchscript")
 
@@ -35,8 +36,12 @@ def export_torch(model: torch.nn.Module, args: Any, path: str | os.PathLike[str]
         raise ExportError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
     model = model.eval()
     args = _as_tuple(args)
-    with torch.no_grad():
-        expected = _flatten(model(*args))
+    try:
+        with torch.no_grad():
+            expected = _flatten(model(*args))
+    except Exception as exc:  # the example does not fit the module: the caller's to fix
+        raise InputError(f"the module fails on the example inputs "
+                         f"({', '.join(_describe(a) for a in args)}): {_summary(exc)}") from exc
     input_names = list(input_names or _default_names("input", len(args)))
     output_names = list(output_names or _default_names("output", len(expected)))
     if dynamic_axes is None and dynamic_batch:
@@ -44,55 +49,70 @@ def export_torch(model: torch.nn.Module, args: Any, path: str | os.PathLike[str]
     order = [exporter] + ([e for e in EXPORTERS if e != exporter] if fallback else [])
     attempts: list[ExportAttempt] = []
     target = Path(path)
-    for name in order:
-        start = time.perf_counter()
-        try:
-            files = _export_once(name, model, args, target, input_names, output_names,
-                                 dynamic_axes, opset)
-        except Exception as exc:  # exporters raise anything; each failure is reported
-            attempts.append(ExportAttempt(name, False, time.perf_counter() - start,
-                                          _summary(exc)))
-            continue
-        attempts.append(ExportAttempt(name, True, time.perf_counter() - start))
-        result = ExportResult(str(target), name, attempts, external_data=files[1:])
-        if verify:
-            result.verification = _verify(model, args, target, expected, dynamic_axes,
-                                          input_names, verify_backend, second_batch, atol, rtol)
-        return result
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Each attempt writes into a scratch folder beside the target; the files replace the
+    # target only once the export is verified, so a failure leaves the previous file as it was.
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp:
+        for name in order:
+            start = time.perf_counter()
+            scratch = Path(tmp) / name / target.name
+            try:
+                files = _export_once(name, model, args, scratch, input_names, output_names,
+                                     dynamic_axes, opset)
+            except Exception as exc:  # exporters raise anything; each failure is reported
+                attempts.append(ExportAttempt(name, False, time.perf_counter() - start,
+                                              _summary(exc)))
+                continue
+            attempts.append(ExportAttempt(name, True, time.perf_counter() - start))
+            result = ExportResult(str(target), name, attempts, external_data=files[1:])
+            if verify:
+                result.verification = _verify(model, args, scratch, expected, dynamic_axes,
+                                              input_names, verify_backend, second_batch, atol,
+                                              rtol)
+            result.written = result.passed
+            if result.written:
+                _move_into_place(scratch, files, target)
+            return result
     raise ExportError("every exporter failed: " + "; ".join(
         f"{a.exporter}: {a.error}" for a in attempts))
 
 
-def _export_once(exporter: str, model: torch.nn.Module, args: tuple[Any, ...], target: Path,
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
+    return type(value).__name__
+
+
+def _move_into_place(scratch: Path, files: list[str], target: Path) -> None:
+    """The data files first, so the model never points at missing data."""
+    os.chmod(scratch, usual_mode(target, 0o666))
+    for name in files[1:]:
+        os.replace(scratch.parent / name, target.parent / name)
+    os.replace(scratch, target)
+
+
+def _export_once(exporter: str, model: torch.nn.Module, args: tuple[Any, ...], scratch: Path,
                  input_names: list[str], output_names: list[str],
                  dynamic_axes: Mapping[str, Mapping[int, str]] | None,
                  opset: int | None) -> list[str]:
-    """Export into a scratch folder beside ``target``, then move the files into place.
-
-    Returns the names of the written files, the model first. A failure leaves nothing behind.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp:
-        scratch = Path(tmp) / target.name
-        with _quiet():
-            kwargs: dict[str, Any] = {
-                "input_names": input_names, "output_names": output_names,
-                "opset_version": opset, "verbose": False,
-                "dynamic_axes": {k: dict(v) for k, v in (dynamic_axes or {}).items()} or None,
-            }
-            if exporter == "dynamo":
-                program = torch.onnx.export(model, args, None, dynamo=True, **kwargs)
-                assert program is not None
-                # external_data=None: a single file unless the weights pass protobuf's 2 GB.
-                program.save(str(scratch), external_data=None)
-            else:
-                torch.onnx.export(model, args, str(scratch), dynamo=False, **kwargs)
-        files = sorted(p.name for p in Path(tmp).iterdir())
-        files.remove(target.name)
-        for name in files:  # data first, so the model never points at missing data
-            os.replace(Path(tmp) / name, target.parent / name)
-        os.replace(scratch, target)
-    return [target.name, *files]
+    """Export to ``scratch`` in a folder of its own; return the written files' names, the
+    model first."""
+    scratch.parent.mkdir()
+    with _quiet():
+        kwargs: dict[str, Any] = {
+            "input_names": input_names, "output_names": output_names,
+            "opset_version": opset, "verbose": False,
+            "dynamic_axes": {k: dict(v) for k, v in (dynamic_axes or {}).items()} or None,
+        }
+        if exporter == "dynamo":
+            program = torch.onnx.export(model, args, None, dynamo=True, **kwargs)
+            assert program is not None
+            # external_data=None: a single file unless the weights pass protobuf's 2 GB.
+            program.save(str(scratch), external_data=None)
+        else:
+            torch.onnx.export(model, args, str(scratch), dynamo=False, **kwargs)
+    files = sorted(p.name for p in scratch.parent.iterdir() if p != scratch)
+    return [scratch.name, *files]
 
 
 @contextlib.contextmanager

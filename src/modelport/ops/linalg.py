@@ -21,6 +21,10 @@ def gemm(ctx: Any, a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: f
     if alpha != 1.0:
         y = y * xp.asarray(alpha, dtype=y.dtype)
     if c is not None:
+        if len(c.shape) == 2 and c.shape[0] == 1:
+            # a row bias as the vector it is: TensorFlow's graph optimizer fuses MatMul + Add
+            # into a kernel that then refuses a [1, N] bias, on some machines only
+            c = xp.reshape(c, (c.shape[1],))
         y = y + (c if beta == 1.0 else c * xp.asarray(beta, dtype=c.dtype))
     return y
 

@@ -206,13 +206,40 @@ def pad(ctx: Any, data: Any, pads: Any, constant_value: Any = None, axes: Any = 
 
 @op("Cast", 6, 9, 13, 19, 21, 23, 24, 25, 28)
 def cast(ctx: Any, x: Any, *, to: int, saturate: int = 1, round_mode: str = "up") -> Any:
-    return ctx.k.cast(x, to, saturate)
+    return ctx.k.cast(_into_narrow_integer(ctx, x, to), to, saturate)
 
 
 @op("CastLike", 15, 19, 21, 23, 24, 25)
 def cast_like(ctx: Any, x: Any, target: Any, *, saturate: int = 1,
               round_mode: str = "up") -> Any:
-    return ctx.k.cast_like(x, target, saturate)
+    return ctx.k.cast_like(_into_narrow_integer(ctx, x, ctx.fw.elem_type(target)), target,
+                           saturate)
+
+
+# ONNX element types of the 2- and 4-bit integers: (bits, signed)
+_NARROW_INTEGERS = {21: (4, False), 22: (4, True), 25: (2, False), 26: (2, True)}
+_FLOATS = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+def _into_narrow_integer(ctx: Any, x: Any, to: int) -> Any:
+    """``x`` as int32 values that a 2- or 4-bit integer type holds, by the spec's rules.
+
+    Libraries disagree here and change their minds (ml_dtypes 0.7 turned wrapping into 0), so
+    the rule is ours. Integers wrap in two's complement, as the spec says for every cast between
+    fixed-point types. Floats are truncated; out of range (NaN and infinities included) the
+    spec leaves the result undefined, and it is 0 here, as in the reference evaluator.
+    Other targets pass ``x`` through.
+    """
+    if to not in _NARROW_INTEGERS:
+        return x
+    xp, (bits, signed) = ctx.xp, _NARROW_INTEGERS[to]
+    span = 1 << bits
+    low = -(span >> 1) if signed else 0
+    if ctx.fw.elem_type(x) in _FLOATS:
+        whole = xp.trunc(xp.astype(x, xp.float32))
+        inside = (whole >= low) & (whole < low + span)
+        return xp.astype(xp.where(inside, whole, xp.zeros_like(whole)), xp.int32)
+    return (xp.astype(x, xp.int32) - low) % span + low  # int64 to int32 keeps the low bits
 
 
 @op("Constant", 1, 9, 11, 12, 13, 19, 21, 23, 24, 25)

@@ -59,15 +59,6 @@ def cast_like(x: jax.Array, target: jax.Array, saturate: int) -> jax.Array:
 
 def cast_to(x: jax.Array, dtype: Any, saturate: int) -> jax.Array:
     dtype = np.dtype(dtype)
-    if dtype.name in ("int4", "uint4", "int2", "uint2") and x.dtype != jnp.bool_:
-        # 2- and 4-bit integers wrap around like numpy's (jax would saturate)
-        bits = int(dtype.name[-1])
-        v = jnp.trunc(x).astype(jnp.int32) if jnp.issubdtype(x.dtype, jnp.floating) \
-            else x.astype(jnp.int32)
-        v = v % (1 << bits)
-        if dtype.name.startswith("int"):
-            v = jnp.where(v >= 1 << (bits - 1), v - (1 << bits), v)
-        return v.astype(dtype)
     if dtype.name.startswith("float8") and jnp.issubdtype(x.dtype, jnp.floating):
         import ml_dtypes
 

@@ -36,6 +36,7 @@ from modelport.backends.tensorflow import kernels, namespace
 from modelport.backends.translating import TranslatingBackend, TranslatingSession
 from modelport.errors import BackendError
 from modelport.interpreter import Framework, HostFallback, plan_model
+from modelport.io import usual_mode
 
 _FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
            onnx.TensorProto.BFLOAT16)
@@ -181,6 +182,7 @@ class TensorFlowSession(TranslatingSession):
             except Exception as exc:
                 raise BackendError(f"TensorFlow could not save the model with a None batch: "
                                    f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+            os.chmod(scratch, usual_mode(target, 0o777))
             if target.exists():
                 shutil.rmtree(target)
             os.replace(scratch, target)

@@ -123,14 +123,32 @@ def conv_transpose(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None, strides: lis
     ws = tf.split(w, group, axis=0)
     outs = []
     for xg, wg in zip(xs, ws, strict=True):
-        filters = tf.transpose(wg, [*range(2, 2 + nd), 1, 0])  # spatial..., out, in
-        outs.append(tf.nn.conv_transpose(xg, filters, [n, *full, c_out_g], strides, "VALID",
-                                         dilations=dilations))
+        filters = _dilate(tf.transpose(wg, [*range(2, 2 + nd), 1, 0]), dilations)
+        outs.append(tf.nn.conv_transpose(xg, filters, [n, *full, c_out_g], strides, "VALID"))
     y = _channels_first(tf.concat(outs, axis=-1))
     index = (slice(None), slice(None), *(slice(bg, f - e) for bg, e, f in
                                          zip(begin, end, full, strict=True)))
     y = y[index]
     return y if b is None else y + tf.reshape(b, [1, -1, *[1] * nd])
+
+
+def _dilate(filters: tf.Tensor, dilations: list[int]) -> tf.Tensor:
+    """A channels-last kernel with ``dilation - 1`` zeros between its taps.
+
+    Some TensorFlow CPU builds refuse dilated transposed convolutions ("Current CPU
+    implementations do not yet support dilation rates larger than 1"): whether it runs would
+    depend on the machine, so the kernel is dilated here once.
+    """
+    for axis, d in enumerate(dilations):
+        if d == 1:
+            continue
+        shape = filters.shape.as_list()
+        gaps = tf.zeros([*shape[:axis + 1], d - 1, *shape[axis + 1:]], filters.dtype)
+        spread = tf.concat([tf.expand_dims(filters, axis + 1), gaps], axis=axis + 1)
+        spread = tf.reshape(spread, [*shape[:axis], shape[axis] * d, *shape[axis + 1:]])
+        filters = tf.slice(spread, [0] * len(shape),
+                           [*shape[:axis], (shape[axis] - 1) * d + 1, *shape[axis + 1:]])
+    return filters
 
 
 def pool(x: tf.Tensor, kind: str, kernel: list[int], strides: list[int],
