@@ -174,6 +174,9 @@ def test_save_keeps_outputs_whatever_their_names(cli, tmp_path: Path) -> None:  
      "curve.txt: the file name must end in"),
     (["run", "{model}", "--save", "{tmp}/out.txt"], "out.txt: the file name must end in .npz"),
     (["run", "{model}", "--save", "{tmp}"], "is a folder"),
+    (["export", "torch", "x.py:f", "--shape", "input=4x20", "-o", "{tmp}/out.txt"],
+     "out.txt: the file name must end in .onnx"),
+    (["conformance", "-b", "numpy", "--json", "{tmp}/r.txt"], "must end in .json"),
 ])
 def test_bad_arguments_fail_before_any_work(tmp_path: Path, mlp_path: Path, args: list[str],
                                             needle: str) -> None:

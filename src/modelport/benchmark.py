@@ -169,7 +169,7 @@ def _bench_isolated(model_bytes: bytes, name: str, batches: Sequence[int],
         results: list[BenchResult] = conn.recv()
         return results
     except (EOFError, OSError):
-        reason = f"the worker process died: {death(process)}"
+        reason = f"the worker process {death(process)}"
         return [BenchResult(name, b, error=reason) for b in batches]
     finally:
         conn.close()
@@ -180,11 +180,10 @@ def _bench_isolated(model_bytes: bytes, name: str, batches: Sequence[int],
 
 def _bench_worker(conn: Any, model_bytes: bytes, name: str, ref: str | None,
                   batches: list[int], options: dict[str, Any], kwargs: dict[str, Any]) -> None:
-    from modelport.backends import register_backend, resolve_ref
+    from modelport.backends import backend_in_worker
 
     try:
-        if ref:  # a backend registered in the parent's code: register it here too
-            register_backend(name, resolve_ref(ref), replace=True)
+        backend_in_worker(name, ref)  # a backend registered in the parent's code too
         results = bench_backend(model_bytes, name, batches, options=options, isolated=True,
                                 **kwargs)
     except Exception as exc:  # the parent reports it; a traceback here would be lost

@@ -63,19 +63,23 @@ class BisectReport:
         return data
 
 
-def capture(backend: str, model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Every value a backend computes for ``feeds``, by name (graph inputs included)."""
+def capture(backend: str, model: Any, feeds: Mapping[str, np.ndarray],
+            ref: str | None = None) -> dict[str, Any]:
+    """Every value a backend computes for ``feeds``, by name (graph inputs included).
+
+    ``ref`` rebuilds, in a worker process, a backend the parent registered in code.
+    """
     from onnx import numpy_helper
 
-    from modelport.backends import get_backend
+    from modelport.backends import backend_in_worker
 
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    session = get_backend(backend).prepare(model)
+    session = backend_in_worker(backend, ref).prepare(model)
     trace = getattr(session, "run_traced", None)
     if trace is not None:
         values = trace(feeds)
     else:
-        values = get_backend(backend).prepare(expose_all(model)).run(feeds)
+        values = session.backend.prepare(expose_all(model)).run(feeds)
     return {**weights, **feeds, **values}
 
 
@@ -122,7 +126,8 @@ def _ratio(comparison: OutputComparison, actual: Any, expected: Any, atol: float
 def bisect(model: ModelSource, backends: Sequence[str], *,
            inputs: Mapping[str, np.ndarray] | None = None, dims: Mapping[str, int] | None = None,
            seed: int = 0, atol: float = 1e-5, rtol: float = 1e-4,
-           save_repro: str | os.PathLike[str] | None = None) -> BisectReport:
+           save_repro: str | os.PathLike[str] | None = None, isolate: bool = False,
+           timeout: float | None = None, memory_limit_mb: float | None = None) -> BisectReport:
     """Find the first node where ``backends[0]`` and ``backends[1]`` disagree.
 
     Args:
@@ -132,9 +137,13 @@ def bisect(model: ModelSource, backends: Sequence[str], *,
         atol, rtol: the tolerance that counts as agreement.
         save_repro: a folder to write the culprit node as a standalone model with its
             captured inputs and both backends' outputs (see :func:`write_repro`).
+        isolate, timeout, memory_limit_mb: capture each backend's values in a worker process
+            of its own, stopped by a native crash, the time or the memory limit (see
+            :func:`modelport.workers.call_isolated`).
     """
-    from modelport.backends import check_backends
+    from modelport.backends import backend_ref, check_backends
     from modelport.inputs import generate_inputs
+    from modelport.workers import call_isolated
 
     if len(backends) != 2:
         raise ModelportError(f"bisect compares exactly two backends, got {len(backends)}")
@@ -146,7 +155,14 @@ def bisect(model: ModelSource, backends: Sequence[str], *,
     feeds = dict(inputs) if inputs is not None else generate_inputs(input_specs(proto),
                                                                       dims=dims, seed=seed)
     first, second = backends
-    expected, actual = capture(first, proto, feeds), capture(second, proto, feeds)
+
+    def values_of(name: str) -> dict[str, Any]:
+        if not isolate:
+            return capture(name, proto, feeds)
+        return call_isolated(capture, name, proto, feeds, backend_ref(name), timeout=timeout,
+                             memory_limit_mb=memory_limit_mb, what=f"backend {name!r}")
+
+    expected, actual = values_of(first), values_of(second)
     report = BisectReport((first, second), atol, rtol, "agree")
     ratios: dict[str, float] = {}
     for index, node in enumerate(proto.graph.node):

@@ -135,7 +135,9 @@ def compare(model: ModelSource, backends: Sequence[str], *, baseline: str | None
             inputs: Mapping[str, np.ndarray] | None = None, dims: Mapping[str, int] | None = None,
             seed: int = 0, atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL,
             reference_outputs: Mapping[str, np.ndarray] | None = None,
-            on_progress: Callable[[str], None] | None = None) -> CompareReport:
+            on_progress: Callable[[str], None] | None = None, isolate: bool = False,
+            timeout: float | None = None,
+            memory_limit_mb: float | None = None) -> CompareReport:
     """Run the same inputs through ``backends`` and compare each with the baseline.
 
     Args:
@@ -148,13 +150,17 @@ def compare(model: ModelSource, backends: Sequence[str], *, baseline: str | None
             given, every backend is compared with them and the baseline is ``"reference data"``.
         atol, rtol: tolerances, as in ``numpy.isclose``.
         on_progress: called with each backend's name before it runs.
+        isolate: run each backend in a worker process of its own, so that a native crash
+            (an engine's SIGFPE), ``timeout`` seconds or ``memory_limit_mb`` stop that backend
+            only (see :func:`modelport.workers.call_isolated`).
 
     A backend that fails to prepare or run is reported as failed with its error; the other
     backends still run.
     """
-    from modelport.backends import check_backends, get_backend
+    from modelport.backends import backend_ref, check_backends, get_backend
     from modelport.inputs import generate_inputs
     from modelport.model import input_specs
+    from modelport.workers import call_isolated
 
     proto = load(model)
     if not backends:
@@ -162,10 +168,15 @@ def compare(model: ModelSource, backends: Sequence[str], *, baseline: str | None
     check_backends([*backends, *([baseline] if baseline else [])])
     feeds = dict(inputs) if inputs is not None else generate_inputs(
         input_specs(proto), dims=dims, seed=seed)
+    model_bytes = proto.SerializeToString() if isolate else b""
 
     def run(name: str) -> Mapping[str, Any]:
         if on_progress:
             on_progress(name)
+        if isolate:
+            return call_isolated(run_backend, name, backend_ref(name), model_bytes, feeds,
+                                 timeout=timeout, memory_limit_mb=memory_limit_mb,
+                                 what=f"backend {name!r}")
         return get_backend(name).prepare(proto).run(feeds)
 
     results: list[BackendComparison] = []
@@ -187,3 +198,14 @@ def compare(model: ModelSource, backends: Sequence[str], *, baseline: str | None
         results.append(compare_outputs(name, actual, expected, atol=atol, rtol=rtol))
     return CompareReport(base_name, atol, rtol,
                          {k: list(np.shape(v)) for k, v in feeds.items()}, results)
+
+
+def run_backend(name: str, ref: str | None, model_bytes: bytes,
+                feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Prepare and run one backend: what an isolated worker does for ``compare`` and ``run``.
+
+    ``ref`` rebuilds a backend that the parent registered in code (see ``backend_ref``).
+    """
+    from modelport.backends import backend_in_worker
+
+    return backend_in_worker(name, ref).prepare(model_bytes).run(feeds)

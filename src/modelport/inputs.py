@@ -134,6 +134,8 @@ def generate_inputs(specs: Sequence[TensorSpec], *, dims: Mapping[str, int] | No
     input's free leading dimension.
     """
     check_dims(specs, dims or {})
+    if seed < 0:
+        raise InputError(f"--seed {seed}: seeds are 0 or more")
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:

@@ -217,6 +217,7 @@ def plan_model(model: Any, *, fold: bool = True, parameters: Iterable[str] = ())
     ``parameters`` names initializers that must stay framework values (trainable weights):
     they are not folded into constants.
     """
+    _check_order(model.graph)
     opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in model.opset_import}
     types = _value_types(model)
     unsupported: list[Unsupported] = []
@@ -231,6 +232,34 @@ def plan_model(model: Any, *, fold: bool = True, parameters: Iterable[str] = ())
             f"{', '.join(kinds)}. Run the model on a runtime backend (-b onnxruntime) or "
             f"convert it to another opset (onnx.version_converter)")
     return plan
+
+
+def _check_order(graph: Any) -> None:
+    """Every value a node of the main graph reads is a graph input, an initializer or the
+    output of an earlier node, as the spec requires (subgraphs may also read outer values).
+
+    Raises:
+        BackendError: naming each node that reads a value computed later (a cycle, or nodes out
+            of order) or by nothing.
+    """
+    known = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    known |= {s.values.name for s in graph.sparse_initializer} | {""}
+    produced_by = {o: n for n in graph.node for o in n.output}
+    problems = []
+    for node in graph.node:
+        for name in node.input:
+            if name not in known:
+                later = produced_by.get(name)
+                problems.append(f"node {node.name!r} ({node.op_type}) reads {name!r}, which "
+                                + ("nothing computes" if later is None else
+                                   f"node {later.name!r} computes after it (a cycle, or "
+                                   f"nodes out of order)"))
+        known.update(node.output)
+    known_outputs = [o.name for o in graph.output if o.name not in known]
+    problems += [f"graph output {name!r} is computed by nothing" for name in known_outputs]
+    if problems:
+        raise BackendError(f"the graph is not valid: {'; '.join(problems[:10])}"
+                           + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))
 
 
 def _value_types(model: Any) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class TensorSpec:
 
         if self.kind != "tensor":
             return self.kind
+        if self.elem_type not in onnx.TensorProto.DataType.values():
+            return f"element type {self.elem_type}"
         return str(onnx.TensorProto.DataType.Name(self.elem_type))
 
     @property
@@ -57,7 +59,11 @@ class TensorSpec:
 
         if self.kind != "tensor" or self.elem_type == 0:
             return None
-        return onnx.helper.tensor_dtype_to_np_dtype(self.elem_type)
+        try:
+            return onnx.helper.tensor_dtype_to_np_dtype(self.elem_type)
+        except (KeyError, ValueError) as exc:
+            raise ModelLoadError(f"{self.name!r} has element type {self.elem_type}, which ONNX "
+                                 f"does not define") from exc
 
     def shape_str(self) -> str:
         if self.shape is None:
@@ -147,6 +153,7 @@ def load(source: ModelSource, *, base_dir: str | os.PathLike[str] | None = None,
         model, where = _parse(_read_model_file(path), str(path)), str(path)
         base_dir = path.parent if base_dir is None else base_dir
     _check_structure(model, where)
+    _check_raw_sizes(model, where)
     refs = list(_external_tensors(model))
     if refs:
         if base_dir is None:
@@ -189,6 +196,18 @@ def _check_structure(model: onnx.ModelProto, where: str) -> None:
     if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
         raise ModelLoadError(f"{where}: not an ONNX model (no ir_version, graph or opset_import; "
                              f"is it truncated or another kind of file?)")
+
+
+def _check_raw_sizes(model: onnx.ModelProto, where: str) -> None:
+    """Raw tensor bytes must be what the shape and type need: engines index past the end or
+    fail deep inside otherwise."""
+    for tensor in _all_tensors(model):
+        if tensor.HasField("raw_data"):
+            needed = _tensor_data_bytes(tensor)
+            if needed is not None and needed != len(tensor.raw_data):
+                raise ModelLoadError(f"{where}: tensor {tensor.name!r} holds "
+                                     f"{len(tensor.raw_data)} bytes of data, but its shape "
+                                     f"{list(tensor.dims)} needs {needed}")
 
 
 def _walk_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
@@ -398,12 +417,12 @@ def check(source: ModelSource) -> CheckReport:
     findings: list[tuple[str, str]] = []
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, ValueError) as exc:
         findings.append(("error", f"checker: {_first_line(exc)}"))
     try:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
                                           data_prop=True)
-    except (onnx.shape_inference.InferenceError, RuntimeError) as exc:
+    except (onnx.shape_inference.InferenceError, RuntimeError, ValueError) as exc:
         findings.append(("error", f"shape inference: {_first_line(exc)}"))
     for spec in input_specs(model) + output_specs(model):
         if spec.shape is None and spec.kind == "tensor":

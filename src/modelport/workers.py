@@ -71,16 +71,83 @@ def _bootstrap(parent: int, target: Callable[..., Any], *args: Any) -> None:
 
 
 def death(process: Any) -> str:
-    """Why a worker process ended, in words: its signal or its exit code."""
+    """Why a worker process ended, as a predicate: "crashed (signal 8): SIGFPE"."""
     process.join(5)
     code = process.exitcode
     if code is None:
-        return "the worker process stopped answering"
+        return "stopped answering"
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
         why = ", killed: out of memory?" if -code == signal.SIGKILL else ""
-        return f"the backend crashed (signal {-code}): {name}{why}"
-    return f"the backend exited the process (exit code {code})"
+        return f"crashed (signal {-code}): {name}{why}"
+    return f"exited the process (exit code {code})"
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory in MB (0 where the platform cannot say)."""
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def default_memory_limit_mb() -> float:
+    """Three quarters of the machine's memory: a worker past it is stopped before the
+    machine starts to swap or its out-of-memory killer picks a victim."""
+    try:
+        return 0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError, AttributeError):
+        return 8192.0
+
+
+def call_isolated(fn: Callable[..., Any], *args: Any, timeout: float | None = 600.0,
+                  memory_limit_mb: float | None = None, what: str = "the worker") -> Any:
+    """``fn(*args)`` in a spawned worker process, watched; its result, or a ``BackendError``.
+
+    A native crash, a run past ``timeout`` seconds or a resident memory past
+    ``memory_limit_mb`` (default :func:`default_memory_limit_mb`) costs the worker, which is
+    killed, and becomes an error that names the cause; the caller goes on. ``fn`` must be a
+    module-level function and its arguments and result picklable.
+    """
+    from modelport.errors import BackendError
+
+    limit = memory_limit_mb or default_memory_limit_mb()
+    process, conn = spawn(_call, fn, args)
+    start = time.monotonic()
+    try:
+        while not conn.poll(0.05):
+            if not process.is_alive() and not conn.poll(0):
+                raise BackendError(f"{what} {death(process)}")
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise BackendError(f"{what} timed out after {timeout:g} s (--timeout)")
+            if (used := rss_mb(process.pid)) > limit:
+                raise BackendError(f"{what} used {used:.0f} MB, over the {limit:.0f} MB "
+                                   f"limit (--memory-limit)")
+        try:
+            ok, value = conn.recv()
+        except (EOFError, OSError):
+            raise BackendError(f"{what} {death(process)}") from None
+        if not ok:
+            raise value
+        return value
+    finally:
+        conn.close()
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+
+
+def _call(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    from modelport.errors import BackendError, ModelportError, one_line
+
+    try:
+        result: tuple[bool, Any] = (True, fn(*args))
+    except ModelportError as exc:
+        result = (False, exc)
+    except Exception as exc:  # the parent reports it as this worker's failure
+        result = (False, BackendError(f"{type(exc).__name__}: {one_line(exc)}"))
+    conn.send(result)

@@ -165,6 +165,14 @@ def _problem(name: str) -> str | None:
     return None
 
 
+def backend_in_worker(name: str, ref: str | None) -> Backend:
+    """In a worker process, the backend the parent called ``name``: a built-in or plugin by
+    name, one the parent registered in code rebuilt from its ``backend_ref``."""
+    if ref:
+        register_backend(name, resolve_ref(ref), replace=True)
+    return get_backend(name)
+
+
 def get_backend(name: str) -> Backend:
     """The backend called ``name``.
 

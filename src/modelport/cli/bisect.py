@@ -12,9 +12,12 @@ from modelport.cli.options import (
     BackendsOption,
     DimOption,
     InputsOption,
+    IsolateOption,
+    MemoryLimitOption,
     ModelArg,
     RtolOption,
     SeedOption,
+    TimeoutOption,
 )
 from modelport.cli.output import Format, FormatOption, emit, esc, fmt_float, stdout, verdict
 
@@ -69,6 +72,8 @@ def command(model: ModelArg, backend: BackendsOption,
                      "backends' outputs to this folder.")] = None,
             plot: Annotated[Path | None, typer.Option(
                 help="Draw each node's error (in tolerances) along the graph.")] = None,
+            isolate: IsolateOption = True, timeout: TimeoutOption = 600.0,
+            memory_limit: MemoryLimitOption = None,
             format: FormatOption = Format.human) -> None:
     from modelport.bisection import bisect, check_repro_folder, plot_curve
     from modelport.inputs import load_inputs, parse_dims
@@ -83,7 +88,8 @@ def command(model: ModelArg, backend: BackendsOption,
     proto = load(model)
     feeds = load_inputs(inputs, input_specs(proto)) if inputs else None
     report = bisect(proto, backend, inputs=feeds, dims=parse_dims(dim or []), seed=seed,
-                    atol=atol, rtol=rtol, save_repro=save_repro)
+                    atol=atol, rtol=rtol, save_repro=save_repro, isolate=isolate,
+                    timeout=timeout, memory_limit_mb=memory_limit)
     if plot is not None:
         plot_curve(report, plot)
     emit(format, report, lambda: render(report))

@@ -10,9 +10,12 @@ from modelport.cli.options import (
     BackendsOption,
     DimOption,
     InputsOption,
+    IsolateOption,
+    MemoryLimitOption,
     ModelArg,
     RtolOption,
     SeedOption,
+    TimeoutOption,
 )
 from modelport.cli.output import (
     Format,
@@ -59,6 +62,8 @@ def command(model: ModelArg, backend: BackendsOption,
                 help="The backend the others are compared with.")] = None,
             atol: AtolOption = DEFAULT_ATOL, rtol: RtolOption = DEFAULT_RTOL,
             inputs: InputsOption = None, dim: DimOption = None, seed: SeedOption = 0,
+            isolate: IsolateOption = True, timeout: TimeoutOption = 600.0,
+            memory_limit: MemoryLimitOption = None,
             format: FormatOption = Format.human) -> None:
     from modelport.comparison import compare
     from modelport.inputs import load_inputs, parse_dims
@@ -70,7 +75,8 @@ def command(model: ModelArg, backend: BackendsOption,
     with progress(len(names), "compare") as step:
         report = compare(proto, names, baseline=baseline, inputs=feeds,
                          dims=parse_dims(dim or []), seed=seed, atol=atol, rtol=rtol,
-                         on_progress=step)
+                         on_progress=step, isolate=isolate, timeout=timeout,
+                         memory_limit_mb=memory_limit)
     emit(format, report, lambda: render_report(report))
     if not report.passed:
         raise typer.Exit(1)

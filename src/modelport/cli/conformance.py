@@ -45,11 +45,13 @@ def command(backend: Annotated[str, typer.Option("--backend", "-b", help="The ba
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from modelport.conformance import run_conformance
-    from modelport.io import to_jsonable, write_bytes
+    from modelport.io import check_output_path, to_jsonable, write_bytes
 
+    if json_path is not None:
+        check_output_path(json_path, (".json",))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[tally]}"), TimeElapsedColumn(), console=stderr,
-                  transient=True) as bar:
+                  transient=True, disable=not stderr.is_terminal) as bar:
         task = bar.add_task(f"conformance {backend}", total=None, tally="")
         tally = {"pass": 0, "fail": 0, "error": 0, "skip": 0}
 

@@ -103,7 +103,9 @@ def torch_command(
         format: FormatOption = Format.human) -> None:
     import modelport.export
     from modelport.export.pytorch import load_module
+    from modelport.io import check_output_path
 
+    check_output_path(output, (".onnx",), inputs=(spec.rpartition(":")[0],))
     names, tensors = _example_inputs(shape)
     with progress(None, "export") as step:
         step(f"{spec} with {exporter}")

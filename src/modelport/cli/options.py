@@ -22,3 +22,12 @@ DimOption = Annotated[list[str] | None, typer.Option(
 SeedOption = Annotated[int, typer.Option(help="Seed for generated feeds.")]
 AtolOption = Annotated[float, typer.Option(help="Absolute tolerance: |a - b| <= atol + rtol*|b|.")]
 RtolOption = Annotated[float, typer.Option(help="Relative tolerance: |a - b| <= atol + rtol*|b|.")]
+IsolateOption = Annotated[bool, typer.Option(
+    help="Run each backend in a worker process of its own: a native crash, the time limit or "
+         "the memory limit then stops that backend with a one-line error, not the command.")]
+TimeoutOption = Annotated[float, typer.Option(
+    metavar="SECONDS", help="Stop a backend (a check) that takes longer than this (with "
+    "--isolate).")]
+MemoryLimitOption = Annotated[float | None, typer.Option(
+    "--memory-limit", metavar="MB", show_default="3/4 of this machine's memory",
+    help="Stop a backend whose worker process holds more memory than this (with --isolate).")]

@@ -7,9 +7,18 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from modelport.backends import check_backends
-from modelport.cli.options import DimOption, InputsOption, ModelArg, SeedOption
+from modelport.backends import backend_ref, check_backends
+from modelport.cli.options import (
+    DimOption,
+    InputsOption,
+    IsolateOption,
+    MemoryLimitOption,
+    ModelArg,
+    SeedOption,
+    TimeoutOption,
+)
 from modelport.cli.output import Format, FormatOption, emit, esc, fmt_float, stdout
+from modelport.workers import call_isolated
 
 NAME = "run"
 HELP = ("Run a model on one backend and summarise its outputs; `--save out.npz` keeps them.\n\n"
@@ -34,8 +43,11 @@ def command(model: ModelArg,
             save_inputs: Annotated[Path | None, typer.Option(
                 help="Write the feeds to this .npz file, keyed by input name: `--inputs` "
                      "reads it back.")] = None,
+            isolate: IsolateOption = True, timeout: TimeoutOption = 600.0,
+            memory_limit: MemoryLimitOption = None,
             format: FormatOption = Format.human) -> None:
     import modelport
+    from modelport.comparison import run_backend
     from modelport.inputs import make_feeds, parse_dims
     from modelport.io import check_output_path, save_npz
     from modelport.model import input_specs, load
@@ -47,7 +59,12 @@ def command(model: ModelArg,
             check_output_path(path, (".npz",), inputs=given)
     proto = load(model)
     feeds = make_feeds(input_specs(proto), inputs or [], dims=parse_dims(dim or []), seed=seed)
-    outputs = modelport.get_backend(backend).prepare(proto).run(feeds)
+    if isolate:
+        outputs = call_isolated(run_backend, backend, backend_ref(backend),
+                                proto.SerializeToString(), feeds, timeout=timeout,
+                                memory_limit_mb=memory_limit, what=f"backend {backend!r}")
+    else:
+        outputs = modelport.get_backend(backend).prepare(proto).run(feeds)
     if save is not None:
         save_npz(save, outputs)
     if save_inputs is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import multiprocessing.connection
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 
 from modelport.conformance.suite import Case, UnsupportedTestData, load_data_sets
 from modelport.errors import one_line
-from modelport.workers import death, spawn
+from modelport.workers import death, rss_mb, spawn
 
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 
@@ -88,10 +87,10 @@ def _reason(exc: Exception) -> str:
 def _worker_main(conn: multiprocessing.connection.Connection, backend_name: str,
                  backend_ref: str | None) -> None:
     """A worker's loop: receive a case, run it, send the result; ``None`` ends it."""
-    from modelport.backends import get_backend, resolve_ref
+    from modelport.backends import backend_in_worker
 
     try:
-        backend = resolve_ref(backend_ref)() if backend_ref else get_backend(backend_name)
+        backend = backend_in_worker(backend_name, backend_ref)
     except Exception as exc:
         conn.send(("fatal", f"{type(exc).__name__}: {one_line(exc)}"))
         return
@@ -119,11 +118,7 @@ class _Worker:
         self.conn.send(case)
 
     def rss_mb(self) -> float:
-        try:
-            with open(f"/proc/{self.process.pid}/statm") as fh:
-                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        except (OSError, ValueError, IndexError):
-            return 0.0
+        return rss_mb(self.process.pid)
 
     def kill(self) -> None:
         self.process.kill()
@@ -131,7 +126,7 @@ class _Worker:
         self.conn.close()
 
     def death(self) -> str:
-        return death(self.process)
+        return f"the backend {death(self.process)}"
 
 
 def run_isolated(backend_name: str, cases: Sequence[Case], *, jobs: int = 1,

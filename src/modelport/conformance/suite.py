@@ -169,7 +169,10 @@ def _to_proto(value: Any, info: Any) -> bytes:
 
 def list_cases(kinds: Sequence[str] = ("node",), pattern: str | None = None) -> list[Case]:
     """The cases of ``kinds`` whose name matches the regular expression ``pattern``."""
-    regex = re.compile(pattern) if pattern else None
+    try:
+        regex = re.compile(pattern) if pattern else None
+    except re.error as exc:
+        raise ModelportError(f"-k {pattern!r} is not a regular expression: {exc}") from exc
     cases = []
     for kind in kinds:
         folder = kind_dir(kind)

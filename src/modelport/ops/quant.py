@@ -59,7 +59,7 @@ def _is_integer(ctx: Any, dtype: Any) -> bool:
 def _integer_range(ctx: Any, dtype: Any) -> tuple[int, int]:
     try:
         info = ctx.xp.iinfo(dtype)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):  # ml_dtypes' int4 and friends
         import ml_dtypes
 
         info = ml_dtypes.iinfo(np.dtype(dtype))

@@ -14,11 +14,14 @@ old semantics. Attribute defaults come from the schema of that resolved version.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from modelport.errors import ModelLoadError
 
 OpFn = Callable[..., Any]
 
@@ -136,10 +139,17 @@ def _sparse_to_dense(sparse: Any) -> np.ndarray:
 
     values = numpy_helper.to_array(sparse.values)
     indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
-    dense = np.zeros(int(np.prod(sparse.dims)), dtype=values.dtype)
-    flat = indices if indices.ndim == 1 else np.ravel_multi_index(indices.T, tuple(sparse.dims))
+    dims = tuple(int(d) for d in sparse.dims)
+    size = math.prod(dims)
+    # The spec's indices are non-negative and in range: numpy would read -1 as the last element.
+    bounds = size if indices.ndim == 1 else np.array(dims, np.int64)
+    if indices.size and (indices.min() < 0 or np.any(indices >= bounds)):
+        raise ModelLoadError(f"sparse tensor {sparse.values.name!r}: an index lies outside "
+                             f"its shape {list(dims)}")
+    dense = np.zeros(size, dtype=values.dtype)
+    flat = indices if indices.ndim == 1 else np.ravel_multi_index(indices.T, dims)
     dense[flat] = values
-    return dense.reshape(tuple(sparse.dims))
+    return dense.reshape(dims)
 
 
 def supported_ops(domain: str = DEFAULT_DOMAIN) -> Mapping[str, list[int]]:

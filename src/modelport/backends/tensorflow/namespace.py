@@ -234,7 +234,7 @@ def fmod(a: Any, b: Any) -> tf.Tensor:
     a, b = _same(a, b)
     if a.dtype.is_floating:
         return a - b * trunc(a / b)
-    return tf.math.truncatemod(a, b)
+    return tf.truncatemod(a, b)
 
 
 def trunc(x: Any) -> tf.Tensor:
