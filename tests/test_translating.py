@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -113,9 +114,12 @@ def _fresh_process(code: str) -> str:
     return result.stdout
 
 
-def test_torch_save_reloads_without_modelport(zoo: dict[str, Path], tmp_path: Path) -> None:
+def test_torch_save_reloads_without_modelport(zoo: dict[str, Path], tmp_path: Path,
+                                             capfd: pytest.CaptureFixture[str]) -> None:
     session = modelport.get_backend("torch").prepare(zoo["seed"])
     session.save(tmp_path / "seed.pt2")
+    assert ".part" not in "".join(capfd.readouterr())  # no temporary name leaks into warnings
+    assert (tmp_path / "seed.pt2").stat().st_mode & 0o777 == 0o666 & ~_umask()
     for batch in (1, 7):
         feeds = feeds_for(zoo["seed"], batch, seed=batch)
         np.save(tmp_path / f"x{batch}.npy", feeds["input"])
@@ -159,6 +163,7 @@ def test_tensorflow_savedmodel_reloads_without_modelport(zoo: dict[str, Path],
     pytest.importorskip("tensorflow")
     session = modelport.get_backend("tensorflow").prepare(zoo["seed"])
     session.save(tmp_path / "saved")
+    assert (tmp_path / "saved").stat().st_mode & 0o777 == 0o777 & ~_umask()
     for batch in (1, 1000):
         np.save(tmp_path / f"x{batch}.npy", feeds_for(zoo["seed"], batch, seed=batch)["input"])
     out = _fresh_process(f"""
@@ -230,3 +235,9 @@ def test_jax_jits_an_if_on_a_computed_condition() -> None:
     np.testing.assert_allclose(session.run([positive])["y"], positive * positive)
     np.testing.assert_allclose(session.run([negative])["y"], -negative)
     assert session.jitted  # lax.cond, not an eager fallback
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
