@@ -130,3 +130,15 @@ def test_every_expectation_has_a_reason() -> None:
     for path in (ROOT / "tests" / "conformance" / "expectations").glob("*.toml"):
         expectations = load_expectations(path)  # raises on a group without a reason
         assert all(g.reason for g in expectations.xfail + expectations.skip)
+
+
+def test_generated_reasons_carry_no_machine_paths() -> None:
+    from modelport.conformance.expectations import short_reason
+
+    reason = ('error: run: AttributeError: in user code: File "/home/me/src/modelport/a.py", '
+              'line 126, in __call__ * outputs = run(x) File "/home/me/src/b.py", line 3, in '
+              'run boom')
+    assert short_reason(reason) == ("error: run: AttributeError: in user code: * outputs = "
+                                    "run(x) boom")
+    for path in (ROOT / "tests" / "conformance" / "expectations").glob("*.toml"):
+        assert 'File \\"' not in path.read_text(), path.name

@@ -74,7 +74,9 @@ def load_expectations(path: str | Path) -> Expectations:
 
 
 def short_reason(reason: str) -> str:
-    """A reason without the per-element detail of numpy's assertion messages."""
+    """A reason without the per-element detail of numpy's assertion messages, and without the
+    traceback frames some engines quote (their paths belong to one machine)."""
+    reason = re.sub(r'File "[^"]*", line \d+, in \S+ ?', "", reason)
     return re.split(r" (?:First \d+ mismatches|Mismatch at ind|Max absolute)", reason)[0][:240]
 
 
