@@ -16,7 +16,6 @@ to numpy.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,66 +25,13 @@ import numpy as np
 from modelport import ops  # noqa: F401 - registers the operator library
 from modelport.errors import BackendError, UnsupportedOperatorError
 from modelport.ops import registry
+from modelport.ops.context import Framework, HostFallback, OpContext
 from modelport.ops.functions import expand, function_body
+from modelport.ops.host import numpy_framework
 
 # Operators whose results change from run to run, or which have effects: never folded.
 _NOT_FOLDABLE = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
                  "Bernoulli", "Multinomial", "Dropout"}
-
-
-class HostFallback(Exception):
-    """A framework cannot hold a value (strings, int4, ...): run that node on numpy."""
-
-
-class Framework:
-    """What the interpreter needs of a target: an array namespace, kernels, conversions."""
-
-    name = "numpy"
-    xp: Any = None
-    k: Any = None
-
-    def is_native(self, value: Any) -> bool:
-        """True for the framework's own tensors (never for numpy arrays)."""
-        return False
-
-    def asarray(self, value: np.ndarray) -> Any:
-        """A host value as a framework tensor."""
-        return value
-
-    def to_host(self, value: Any) -> np.ndarray:
-        """A framework tensor as a numpy array (only possible outside tracing)."""
-        return np.asarray(value)
-
-    def dtype(self, elem_type: int) -> Any:
-        """The framework dtype of an ONNX element type."""
-        import onnx.helper
-
-        return onnx.helper.tensor_dtype_to_np_dtype(elem_type)
-
-    def elem_type(self, value: Any) -> int:
-        """The ONNX element type of a host or framework tensor."""
-        import onnx.helper
-
-        return int(onnx.helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype))
-
-
-class OpContext:
-    """What an operator sees besides its inputs: ``xp``, kernels ``k``, the framework."""
-
-    __slots__ = ("fw", "k", "n_outputs", "node", "scope", "xp")
-
-    def __init__(self, fw: Framework, scope: Mapping[str, Any]) -> None:
-        self.fw, self.xp, self.k, self.scope = fw, fw.xp, fw.k, scope
-        self.node = ""
-        self.n_outputs = 1
-
-    def dtype(self, elem_type: int) -> Any:
-        return self.fw.dtype(elem_type)
-
-    @property
-    def host(self) -> bool:
-        """True when this operator runs on numpy (all its inputs were host values)."""
-        return self.fw.name == "numpy"
 
 
 @dataclass
@@ -137,14 +83,6 @@ class Plan:
                 if trace is not None:
                     trace(step, outs)
         return [values[name] for name in self.outputs]
-
-
-@functools.cache
-def numpy_framework() -> Framework:
-    """The framework host values run on."""
-    from modelport.backends.numpy import NumpyFramework
-
-    return NumpyFramework()
 
 
 def is_host(value: Any) -> bool:

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from modelport.backends.base import Backend, Session, failures_as
-from modelport.interpreter import Framework, HostFallback, Plan, plan_model
+from modelport.interpreter import Plan, plan_model
+from modelport.ops.context import Framework, HostFallback
 
 
 class TranslatingSession(Session):

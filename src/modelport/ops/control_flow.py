@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.registry import native, op
+from modelport.ops.context import native
+from modelport.ops.registry import op
 
 VERSIONS = (1, 11, 13, 16, 19, 21, 23, 24, 25)
 

@@ -10,7 +10,8 @@ import functools
 import math
 from typing import Any
 
-from modelport.ops.registry import native, op
+from modelport.ops.context import native
+from modelport.ops.registry import op
 
 
 def _unary(name: str, versions: tuple[int, ...], fn_name: str) -> None:
@@ -63,7 +64,7 @@ def is_inf(ctx: Any, x: Any, *, detect_negative: int, detect_positive: int) -> A
 def relu(ctx: Any, x: Any) -> Any:
     if fast := native(ctx, "relu"):
         return fast(x)
-    return ctx.xp.where(x > 0, x, ctx.xp.zeros_like(x))
+    return ctx.xp.maximum(x, ctx.xp.zeros_like(x))  # NaN stays NaN, as in the reference
 
 
 @op("Sigmoid", 6, 13)
@@ -85,19 +86,21 @@ def softsign(ctx: Any, x: Any) -> Any:
 
 @op("Elu", 6, 22)
 def elu(ctx: Any, x: Any, *, alpha: float) -> Any:
-    return ctx.xp.where(x > 0, x, alpha * ctx.xp.expm1(ctx.xp.minimum(x, 0 * x)))
+    xp = ctx.xp  # zeros, not 0 * x: that is NaN at an infinity
+    return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, xp.zeros_like(x))))
 
 
 @op("Celu", 12, 28)
 def celu(ctx: Any, x: Any, *, alpha: float) -> Any:
     xp = ctx.xp
-    return xp.maximum(x, 0 * x) + xp.minimum(0 * x, alpha * xp.expm1(x / alpha))
+    zero = xp.zeros_like(x)
+    return xp.maximum(x, zero) + xp.minimum(zero, alpha * xp.expm1(x / alpha))
 
 
 @op("Selu", 6, 22)
 def selu(ctx: Any, x: Any, *, alpha: float, gamma: float) -> Any:
     xp = ctx.xp
-    return gamma * xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0 * x)))
+    return gamma * xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, xp.zeros_like(x))))
 
 
 @op("LeakyRelu", 6, 16)
@@ -112,7 +115,7 @@ def prelu(ctx: Any, x: Any, slope: Any) -> Any:
 
 @op("ThresholdedRelu", 10, 22)
 def thresholded_relu(ctx: Any, x: Any, *, alpha: float) -> Any:
-    return ctx.xp.where(x > alpha, x, 0 * x)
+    return ctx.xp.where(x > alpha, x, ctx.xp.zeros_like(x))
 
 
 @op("HardSigmoid", 6, 22)
@@ -138,14 +141,15 @@ def mish(ctx: Any, x: Any) -> Any:
 @op("Shrink", 9)
 def shrink(ctx: Any, x: Any, *, bias: float, lambd: float) -> Any:
     xp = ctx.xp
-    return xp.where(x < -lambd, x + bias, xp.where(x > lambd, x - bias, 0 * x))
+    return xp.where(x < -lambd, x + bias, xp.where(x > lambd, x - bias, xp.zeros_like(x)))
 
 
 @op("Gelu", 20)
 def gelu(ctx: Any, x: Any, *, approximate: str) -> Any:
-    if fast := native(ctx, "gelu"):
-        return fast(x, approximate)
     xp = ctx.xp
+    # fused kernels for float32 only: TensorFlow's computes doubles with float32 constants
+    if x.dtype == xp.float32 and (fast := native(ctx, "gelu")):
+        return fast(x, approximate)
     if approximate == "tanh":
         return 0.5 * x * (1 + xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
     return 0.5 * x * (1 + ctx.k.erf(x / math.sqrt(2)))

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.registry import native, op
+from modelport.ops.context import native
+from modelport.ops.registry import op
 from modelport.ops.shape import normalize_axis, shape_of
 
 
@@ -120,7 +121,16 @@ def max_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     args = _pool_args(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
     if ctx.n_outputs > 1:
         return ctx.k.max_pool_with_indices(x, *args, storage_order)
-    return ctx.k.pool(x, "max", *args, True)
+    xp = ctx.xp
+    if x.dtype not in (xp.float16, xp.float32, xp.float64):
+        return ctx.k.pool(x, "max", *args, True)
+    # ONNX Runtime and the reference evaluator take the largest number of a window and pass
+    # over NaN (a window of NaN alone stays NaN); pooling kernels would propagate it
+    nan = xp.isnan(x)
+    largest = ctx.k.pool(xp.where(nan, xp.asarray(-math.inf, dtype=x.dtype), x), "max", *args,
+                         True)
+    numbers = ctx.k.pool(xp.astype(~nan, x.dtype), "max", *args, True)
+    return xp.where(numbers > 0, largest, xp.asarray(math.nan, dtype=x.dtype))
 
 
 @op("AveragePool", 7, 10, 11, 19, 22)
@@ -207,7 +217,10 @@ def layer_normalization(ctx: Any, x: Any, scale: Any, bias: Any = None, *, axis:
                         epsilon: float = 1e-5, stash_type: int = 1) -> Any:
     xp = ctx.xp
     first = normalize_axis(axis, len(x.shape))
-    if ctx.n_outputs == 1 and (fast := native(ctx, "layer_norm")):
+    # the fused kernel computes in the input's precision: the spec's only where that is the
+    # stash type (float32), as it is for nearly every model
+    if (ctx.n_outputs == 1 and x.dtype == xp.float32 and stash_type == 1
+            and (fast := native(ctx, "layer_norm"))):
         return fast(x, scale, bias, first, epsilon)
     axes = tuple(range(first, len(x.shape)))
     work = xp.astype(x, ctx.dtype(stash_type))

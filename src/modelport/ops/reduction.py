@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.registry import native, op
+from modelport.ops.context import native
+from modelport.ops.registry import op
 from modelport.ops.shape import normalize_axis, shape_of
 
 Reducer = Callable[[Any, Any, tuple[int, ...], bool], Any]

@@ -69,15 +69,6 @@ def op(op_type: str, *versions: int, domain: str = DEFAULT_DOMAIN, host: Sequenc
     return register
 
 
-def native(ctx: Any, name: str) -> Callable[..., Any] | None:
-    """A framework's own kernel for an operator, where it is faster than the shared one.
-
-    The shared implementation stays the definition; an override must agree with it (the
-    conformance suite checks both).
-    """
-    return getattr(ctx.k, name, None)
-
-
 def schema_for(op_type: str, opset: int, domain: str) -> Any:
     """The ONNX schema that defines ``op_type`` at ``opset``, or ``None`` if there is none."""
     import onnx.defs

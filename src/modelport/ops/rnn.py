@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from modelport.ops import elementwise
 from modelport.ops.registry import op
 
 VERSIONS = (7, 14, 22)
@@ -19,10 +20,10 @@ def _activation(ctx: Any, name: str, alpha: float | None, beta: float | None) ->
     table: dict[str, Callable[[Any], Any]] = {
         "sigmoid": lambda x: 1 / (1 + xp.exp(-x)),
         "tanh": xp.tanh,
-        "relu": lambda x: xp.where(x > 0, x, 0 * x),
+        "relu": lambda x: elementwise.relu(ctx, x),
         "leakyrelu": lambda x: xp.where(x >= 0, x, (alpha if alpha is not None else 0.01) * x),
-        "thresholdedrelu": lambda x: xp.where(x > (alpha if alpha is not None else 1.0), x,
-                                              0 * x),
+        "thresholdedrelu": lambda x: elementwise.thresholded_relu(
+            ctx, x, alpha=alpha if alpha is not None else 1.0),
         "scaledtanh": lambda x: (alpha or 1.0) * xp.tanh((beta or 1.0) * x),
         "hardsigmoid": lambda x: xp.clip((alpha if alpha is not None else 0.2) * x
                                          + (beta if beta is not None else 0.5), 0, 1),

@@ -13,8 +13,8 @@ float64 model computes in float64 without changing JAX's global configuration.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -25,13 +25,15 @@ from modelport.backends.base import onnx_backend_api
 from modelport.backends.jax import kernels
 from modelport.backends.translating import TranslatingBackend, TranslatingSession
 from modelport.errors import BackendError
-from modelport.interpreter import Framework, HostFallback, plan_model
+from modelport.interpreter import plan_model
+from modelport.ops.context import Framework, HostFallback
 
 
 class JaxFramework(Framework):
     name = "jax"
     xp = jnp
     k = kernels
+    overrides: ClassVar[Mapping[str, Callable[..., Any]]] = {"cond": kernels.cond}
 
     def is_native(self, value: Any) -> bool:
         return isinstance(value, jax.Array)

@@ -192,7 +192,7 @@ def scatter_nd(data: jax.Array, indices: jax.Array, updates: jax.Array,
 
 
 def unique(x: jax.Array, axis: int | None, sort: bool) -> tuple[jax.Array, ...]:
-    from modelport.backends.numpy import kernels as numpy_kernels
+    from modelport.ops import host_kernels as numpy_kernels
 
     return tuple(jnp.asarray(v) for v in numpy_kernels.unique(np.asarray(x), axis, sort))
 

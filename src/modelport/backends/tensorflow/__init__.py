@@ -21,8 +21,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 # TensorFlow's C++ start-up chatter (oneDNN notices, CPU features) is not modelport's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,8 +36,9 @@ from modelport.backends.base import onnx_backend_api
 from modelport.backends.tensorflow import kernels, namespace
 from modelport.backends.translating import TranslatingBackend, TranslatingSession
 from modelport.errors import BackendError
-from modelport.interpreter import Framework, HostFallback, plan_model
+from modelport.interpreter import plan_model
 from modelport.io import usual_mode
+from modelport.ops.context import Framework, HostFallback
 
 _FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
            onnx.TensorProto.BFLOAT16)
@@ -65,6 +67,9 @@ class TensorFlowFramework(Framework):
     name = "tensorflow"
     xp = namespace
     k = kernels
+    overrides: ClassVar[Mapping[str, Callable[..., Any]]] = {
+        "relu": kernels.relu, "sigmoid": kernels.sigmoid, "gelu": kernels.gelu,
+        "softmax": kernels.softmax}
 
     def is_native(self, value: Any) -> bool:
         return tf.is_tensor(value)

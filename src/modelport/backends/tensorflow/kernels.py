@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from modelport.interpreter import HostFallback
+from modelport.ops.context import HostFallback
 
 
 def erf(x: tf.Tensor) -> tf.Tensor:
@@ -29,7 +29,10 @@ def sigmoid(x: tf.Tensor) -> tf.Tensor:
 
 
 def softmax(x: tf.Tensor, axis: int) -> tf.Tensor:
-    return tf.nn.softmax(x, axis=axis)
+    # tf.nn.softmax drops a NaN from its row's maximum; the spec's row (the maximum subtracted,
+    # exponentiated, summed) is NaN throughout, and so is a row holding +inf (inf - inf)
+    poisoned = tf.reduce_any(tf.math.is_nan(x) | (x == math.inf), axis=axis, keepdims=True)
+    return tf.where(poisoned, tf.constant(float("nan"), x.dtype), tf.nn.softmax(x, axis=axis))
 
 
 def pad(x: tf.Tensor, widths: list[list[int]], mode: str, value: Any) -> tf.Tensor:

@@ -9,7 +9,8 @@ be fine-tuned), the others buffers. ``Session.save(path)`` writes a ``torch.expo
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import array_api_compat.torch as xp
 import numpy as np
@@ -20,7 +21,8 @@ from modelport.backends.base import onnx_backend_api
 from modelport.backends.torch import kernels
 from modelport.backends.translating import TranslatingBackend, TranslatingSession
 from modelport.errors import BackendError
-from modelport.interpreter import Framework, HostFallback, Plan, plan_model
+from modelport.interpreter import Plan, plan_model
+from modelport.ops.context import Framework, HostFallback
 
 _DTYPES: dict[int, torch.dtype] = {
     onnx.TensorProto.FLOAT: torch.float32, onnx.TensorProto.DOUBLE: torch.float64,
@@ -75,6 +77,10 @@ class TorchFramework(Framework):
     name = "torch"
     xp = xp
     k = kernels
+    overrides: ClassVar[Mapping[str, Callable[..., Any]]] = {
+        "relu": kernels.relu, "sigmoid": kernels.sigmoid, "gelu": kernels.gelu,
+        "softmax": kernels.softmax, "log_softmax": kernels.log_softmax,
+        "layer_norm": kernels.layer_norm, "batch_norm": kernels.batch_norm}
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = torch.device(device)

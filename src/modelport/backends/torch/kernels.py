@@ -26,7 +26,8 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 def gelu(x: torch.Tensor, approximate: str) -> torch.Tensor:
-    return F.gelu(x, approximate="tanh" if approximate == "tanh" else "none")
+    y = F.gelu(x, approximate="tanh" if approximate == "tanh" else "none")
+    return torch.where(torch.isposinf(x), x, y)  # torch gives NaN at +inf, the spec x
 
 
 def softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
@@ -220,8 +221,8 @@ def scatter_nd(data: torch.Tensor, indices: torch.Tensor, updates: torch.Tensor,
 
 
 def unique(x: torch.Tensor, axis: int | None, sort: bool) -> tuple[torch.Tensor, ...]:
-    from modelport.backends.numpy import kernels as numpy_kernels
     from modelport.backends.torch import from_numpy, to_numpy
+    from modelport.ops import host_kernels as numpy_kernels
 
     return tuple(from_numpy(v, x.device) for v in
                  numpy_kernels.unique(to_numpy(x), axis, sort))

@@ -1,4 +1,5 @@
-"""NumPy kernels: what the array API lacks, for the numpy backend and for host values."""
+"""The host framework's kernels: what the array API lacks, written over numpy (see
+:mod:`modelport.ops.host`)."""
 
 from __future__ import annotations
 
@@ -215,3 +216,4 @@ def bit_cast(x: np.ndarray, dtype: Any) -> np.ndarray:
     if dtype.itemsize == x.dtype.itemsize:
         return x.view(dtype)
     raise NotImplementedError(f"BitCast between sizes {x.dtype.itemsize} and {dtype.itemsize}")
+

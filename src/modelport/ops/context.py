@@ -1,0 +1,136 @@
+"""The contract between the shared operators and a framework: the ground floor.
+
+An operator is a function ``op(ctx, *inputs, **attributes)``. What it may use of a framework
+is all here: ``ctx.xp``, an array-API namespace (a module); ``ctx.k``, the framework's
+:class:`Kernels`, the few primitives the array API lacks; and the framework's declared native
+overrides (:func:`native`), which must agree with the shared definition they stand in for.
+
+Nothing here imports a framework or anything from ``modelport.backends``: the host framework
+(numpy, :mod:`modelport.ops.host`) lives on this floor too, and every backend builds on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+
+class HostFallback(Exception):
+    """A framework cannot hold a value (strings, int4, ...) or has no kernel for an operation:
+    that node runs on numpy, the host framework, instead."""
+
+
+class Kernels(Protocol):
+    """The primitives an operator may call through ``ctx.k``: what the array API lacks.
+
+    Arrays are the framework's own (``Any`` here); geometry is worked out by the shared
+    operators, so kernels get explicit begin and end pads. Each framework's kernel module is
+    declared against this protocol (``k: Kernels = kernels``), so the type checker reports a
+    missing or mistyped kernel. A kernel may raise :class:`HostFallback`.
+    """
+
+    def erf(self, x: Any) -> Any: ...
+
+    def pad(self, x: Any, widths: list[list[int]], mode: str, value: Any) -> Any: ...
+
+    def cast(self, x: Any, to: int, saturate: int) -> Any: ...
+
+    def cast_like(self, x: Any, target: Any, saturate: int) -> Any: ...
+
+    def top_k(self, x: Any, k: int, axis: int, largest: bool) -> tuple[Any, Any]: ...
+
+    def conv(self, x: Any, w: Any, b: Any | None, strides: list[int], begin: list[int],
+             end: list[int], dilations: list[int], group: int) -> Any: ...
+
+    def conv_transpose(self, x: Any, w: Any, b: Any | None, strides: list[int],
+                       begin: list[int], end: list[int], dilations: list[int], group: int,
+                       output_padding: list[int]) -> Any: ...
+
+    def pool(self, x: Any, kind: str, kernel: list[int], strides: list[int],
+             dilations: list[int], begin: list[int], end: list[int],
+             pad_is_neutral: bool) -> Any: ...
+
+    def max_pool_with_indices(self, x: Any, kernel: list[int], strides: list[int],
+                              dilations: list[int], begin: list[int], end: list[int],
+                              storage_order: int) -> tuple[Any, Any]: ...
+
+    def scatter_elements(self, data: Any, indices: Any, updates: Any, axis: int,
+                         reduction: str) -> Any: ...
+
+    def scatter_nd(self, data: Any, indices: Any, updates: Any, reduction: str) -> Any: ...
+
+    def unique(self, x: Any, axis: int | None, sort: bool) -> tuple[Any, ...]: ...
+
+    def bit_cast(self, x: Any, dtype: Any) -> Any: ...
+
+
+class Framework:
+    """What the interpreter and the operators need of a target.
+
+    A framework is an array namespace ``xp``, a kernel table ``k``, the native overrides it
+    declares (operator helpers by name: ``relu``, ``softmax``, ``cond``...; see
+    :func:`native`), and conversions between its tensors and numpy's.
+    """
+
+    name: ClassVar[str] = "numpy"
+    xp: ModuleType
+    k: Kernels  # each framework's kernel module, checked against the protocol
+    overrides: ClassVar[Mapping[str, Callable[..., Any]]] = {}
+
+    def is_native(self, value: Any) -> bool:
+        """True for the framework's own tensors (never for numpy arrays)."""
+        return False
+
+    def asarray(self, value: np.ndarray) -> Any:
+        """A host value as a framework tensor."""
+        return value
+
+    def to_host(self, value: Any) -> np.ndarray:
+        """A framework tensor as a numpy array (only possible outside tracing)."""
+        return np.asarray(value)
+
+    def dtype(self, elem_type: int) -> Any:
+        """The framework dtype of an ONNX element type."""
+        import onnx.helper
+
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+
+    def elem_type(self, value: Any) -> int:
+        """The ONNX element type of a host or framework tensor."""
+        import onnx.helper
+
+        return int(onnx.helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype))
+
+
+class OpContext:
+    """What an operator sees besides its inputs: ``xp``, kernels ``k``, the framework."""
+
+    __slots__ = ("fw", "k", "n_outputs", "node", "scope", "xp")
+
+    def __init__(self, fw: Framework, scope: Mapping[str, Any]) -> None:
+        self.fw: Framework = fw
+        self.xp: ModuleType = fw.xp
+        self.k: Kernels = fw.k
+        self.scope: Mapping[str, Any] = scope
+        self.node = ""
+        self.n_outputs = 1
+
+    def dtype(self, elem_type: int) -> Any:
+        return self.fw.dtype(elem_type)
+
+    @property
+    def host(self) -> bool:
+        """True when this operator runs on numpy (all its inputs were host values)."""
+        return self.fw.name == "numpy"
+
+
+def native(ctx: OpContext, name: str) -> Callable[..., Any] | None:
+    """The framework's declared override for ``name``, where it is faster than the shared code.
+
+    The shared implementation stays the definition; ``tests/test_overrides.py`` holds every
+    declared override to it.
+    """
+    return ctx.fw.overrides.get(name)
