@@ -86,3 +86,22 @@ def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The seed classifier and the random-weight architectures, exported once."""
+    pytest.importorskip("transformers")
+    import torch
+
+    import modelport
+    from modelport.demo import make_data, train
+    from models.zoo import ZOO, export
+
+    folder = tmp_path_factory.mktemp("zoo")
+    x, y = make_data(500, seed=1)
+    classifier, _ = train(x, y, epochs=2, seed=1)
+    seed = folder / "seed.onnx"
+    modelport.export.torch(classifier, torch.from_numpy(x[:4]), seed, input_names=["input"],
+                           output_names=["output"], report=False)
+    return {"seed": seed, **{name: export(name, folder) for name in ZOO}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import modelport
 import modelport.backends as registry
 from conftest import mlp_expected, mlp_model
 from modelport.backends.base import Backend, Session
-from modelport.errors import BackendUnavailableError, InputError
+from modelport.errors import BackendError, BackendUnavailableError, InputError
 
 RUNTIMES = ["onnxruntime", "openvino", "reference"]
 
@@ -145,3 +146,29 @@ def test_backends_from_installed_plugins(clean_registry: Any, tmp_path: Path,
     out = modelport.get_backend("plugged").prepare(mlp_model()).run([x])["y"]
     np.testing.assert_allclose(out, 2 * mlp_expected(x), rtol=1e-6)
     sys.modules.pop("myplugin_backend", None)
+
+
+@pytest.mark.parametrize(("backend", "options", "message"), [
+    ("torch", {"fold": False}, "backend 'torch': no option 'fold' (its options: none)"),
+    ("numpy", {"bogus": 1}, "backend 'numpy': no option 'bogus' (its options: fold: bool)"),
+    ("jax", {"jit": "yes"}, "backend 'jax': option 'jit' takes bool, not 'yes'"),
+    ("onnxruntime", {"intra_op_num_threads": 1.5},
+     "option 'intra_op_num_threads' takes int | None, not 1.5"),
+])
+def test_an_option_a_backend_lacks_is_an_error_naming_its_options(
+        mlp_path: Path, backend: str, options: dict[str, object], message: str) -> None:
+    with pytest.raises(BackendError) as info:
+        modelport.get_backend(backend).prepare(mlp_path, **options)
+    assert message in str(info.value)
+
+
+def test_the_backend_list_gives_devices_and_typed_options(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("backends", "--format", "json")
+    by_name = {b["name"]: b for b in json.loads(out)}
+    assert code == 0 and by_name["torch"]["devices"] == ["cpu", "cuda"]
+    assert by_name["tensorflow"]["options"] == [
+        {"name": "function", "type": "bool", "default": True,
+         "help": "trace a tf.function per input shape (else eager)"},
+        {"name": "jit_compile", "type": "bool", "default": False,
+         "help": "compile the tf.function with XLA"}]
+    assert by_name["reference"]["options"] == []

@@ -21,26 +21,10 @@ from modelport.errors import UnsupportedOperatorError
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from models.zoo import ZOO, export, feeds_for
+from models.zoo import ZOO, feeds_for
 
 TRANSLATING = [b for b in ("numpy", "torch", "jax", "tensorflow")
                if b in {i.name for i in modelport.list_backends() if i.available}]
-
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The seed classifier and the random-weight architectures, exported once."""
-    import torch
-
-    from modelport.demo import make_data, train
-
-    folder = tmp_path_factory.mktemp("zoo")
-    x, y = make_data(500, seed=1)
-    classifier, _ = train(x, y, epochs=2, seed=1)
-    seed = folder / "seed.onnx"
-    modelport.export.torch(classifier, torch.from_numpy(x[:4]), seed, input_names=["input"],
-                           output_names=["output"], report=False)
-    return {"seed": seed, **{name: export(name, folder) for name in ZOO}}
 
 
 @pytest.mark.parametrize("backend", TRANSLATING)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from modelport.backends.base import Backend, Session
+from modelport.backends.base import Backend, Session, describe_options
 from modelport.errors import BackendUnavailableError
 
 __all__ = ["Backend", "BackendInfo", "Session", "check_backends", "get_backend",
@@ -36,9 +36,11 @@ class BackendInfo:
     reason: str | None = None
     install_hint: str | None = None
     source: str = "builtin"
+    devices: tuple[str, ...] = ()
+    options: tuple[dict[str, Any], ...] = ()  # name, type, default, help of each option
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "devices": list(self.devices), "options": list(self.options)}
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,8 @@ def list_backends() -> list[BackendInfo]:
                                      install_hint=entry.install_hint, source=entry.source))
             continue
         infos.append(BackendInfo(name, backend.kind, True, version=backend.version(),
-                                 source=entry.source))
+                                 source=entry.source, devices=tuple(backend.devices),
+                                 options=tuple(describe_options(backend.Options))))
     return infos
 
 

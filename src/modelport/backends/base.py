@@ -12,9 +12,12 @@ Every backend is also reachable through the ``onnx.backend`` API (:func:`onnx_ba
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import types
+import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -97,12 +100,70 @@ class Session(ABC):
         return dict(zip([o.name for o in self.outputs], native_outputs, strict=True))
 
 
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """The backend takes no options."""
+
+
+def option(default: Any, help: str) -> Any:
+    """A field of a backend's options dataclass: its default and what it does."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def parse_options(backend: str, options_type: type, given: Mapping[str, Any]) -> Any:
+    """``given`` as the backend's typed options; an unknown name or a value of the wrong type
+    is an error naming the valid options."""
+    hints = typing.get_type_hints(options_type)
+    known = {f.name for f in dataclasses.fields(options_type)}
+    valid = ", ".join(f"{n}: {_type_name(hints[n])}" for n in sorted(known)) or "none"
+    problems = [f"no option {name!r}" for name in given if name not in known]
+    problems += [f"option {name!r} takes {_type_name(hints[name])}, not {value!r}"
+                 for name, value in given.items() if name in known
+                 and not _is_instance(value, hints[name])]
+    if problems:
+        raise BackendError(f"backend {backend!r}: {'; '.join(problems)} (its options: {valid})")
+    return options_type(**given)
+
+
+def describe_options(options_type: type) -> list[dict[str, Any]]:
+    """The options a backend takes, for ``modelport backends``: name, type, default, help."""
+    hints = typing.get_type_hints(options_type)
+    return [{"name": f.name, "type": _type_name(hints[f.name]), "default": f.default,
+             "help": f.metadata.get("help", "")} for f in dataclasses.fields(options_type)]
+
+
+def _is_instance(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is Any:
+        return True
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is None and hasattr(annotation, "__name__"):
+        return str(annotation.__name__)
+    return str(annotation).replace("typing.", "")
+
+
 class Backend(ABC):
-    """Something that runs ONNX models. Subclasses set ``name`` and implement ``_prepare``."""
+    """Something that runs ONNX models. Subclasses set ``name`` and implement ``_prepare``.
+
+    ``Options`` is a frozen dataclass of the options ``prepare`` takes (see :func:`option`),
+    the one place their defaults live; ``_prepare`` receives every field, checked, as keywords.
+    """
 
     name: ClassVar[str]
     kind: ClassVar[str] = "runtime"  # "runtime" wraps an ONNX engine; "translating" converts
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    Options: ClassVar[type] = NoOptions
 
     def prepare(self, model: ModelSource, device: str = "cpu", **options: Any) -> Session:
         """Check and prepare a model; the result runs it as often as wanted.
@@ -110,14 +171,17 @@ class Backend(ABC):
         Args:
             model: a path, bytes, or ``onnx.ModelProto``; paths are loaded safely.
             device: ``"cpu"``, or a device the backend lists in ``devices``.
-            **options: backend-specific options, documented by each backend.
+            **options: the fields of the backend's ``Options`` (``modelport backends`` lists
+                them); an unknown one is an error.
         """
         if not self.supports_device(device):
             raise BackendError(f"backend {self.name!r} does not run on {device!r}; it supports "
                                f"{', '.join(self.devices)}")
+        typed = parse_options(self.name, self.Options, options)
         proto = load(model)
         with failures_as(f"backend {self.name!r} could not prepare the model"):
-            return self._prepare(proto, device, **options)
+            return self._prepare(proto, device, **{f.name: getattr(typed, f.name)
+                                                   for f in dataclasses.fields(typed)})
 
     @abstractmethod
     def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> Session: ...

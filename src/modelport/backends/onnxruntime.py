@@ -7,13 +7,14 @@ Options for ``prepare``: ``providers`` (a list of execution providers, default: 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
-from modelport.backends.base import Backend, Session, onnx_backend_api
+from modelport.backends.base import Backend, Session, onnx_backend_api, option
 from modelport.errors import BackendError, one_line
 
 _LEVELS = {
@@ -25,9 +26,12 @@ _LEVELS = {
 
 
 class OnnxRuntimeSession(Session):
-    def __init__(self, backend: Backend, model: onnx.ModelProto, device: str,
-                 providers: list[str] | None = None, intra_op_num_threads: int | None = None,
-                 graph_optimization_level: str = "all") -> None:
+    def __init__(self, backend: Backend, model: onnx.ModelProto, device: str, *,
+                 providers: list[str] | None, intra_op_num_threads: int | None,
+                 graph_optimization_level: str) -> None:
+        if graph_optimization_level not in _LEVELS:
+            raise BackendError(f"graph_optimization_level {graph_optimization_level!r}: one of "
+                               f"{', '.join(_LEVELS)}")
         super().__init__(backend, model, device)
         options = ort.SessionOptions()
         options.log_severity_level = 4  # modelport reports errors itself; ORT would repeat them
@@ -51,9 +55,18 @@ class OnnxRuntimeSession(Session):
             raise BackendError(f"onnxruntime failed to run the model: {one_line(exc)}") from exc
 
 
+@dataclasses.dataclass(frozen=True)
+class OnnxRuntimeOptions:
+    providers: list[str] | None = option(
+        None, "execution providers in order (default: CUDA for a cuda device, then CPU)")
+    intra_op_num_threads: int | None = option(None, "threads per operator (default: ORT's)")
+    graph_optimization_level: str = option("all", "disable, basic, extended or all")
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     devices = ("cpu", "cuda")
+    Options = OnnxRuntimeOptions
 
     def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> Session:
         return OnnxRuntimeSession(self, model, device, **options)

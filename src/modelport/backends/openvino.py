@@ -7,6 +7,7 @@ shapes where the ONNX model has them, so one session serves every batch size.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import onnx
 import openvino as ov
 
-from modelport.backends.base import Backend, Session, onnx_backend_api
+from modelport.backends.base import Backend, Session, onnx_backend_api, option
 from modelport.errors import BackendError, one_line
 
 # OpenVINO otherwise computes f32 models in bf16 / f16 on CPUs that have them, which breaks
@@ -23,8 +24,8 @@ _DEFAULT_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 class OpenVinoSession(Session):
-    def __init__(self, backend: OpenVinoBackend, model: onnx.ModelProto, device: str,
-                 config: dict[str, Any] | None = None) -> None:
+    def __init__(self, backend: OpenVinoBackend, model: onnx.ModelProto, device: str, *,
+                 config: dict[str, Any] | None) -> None:
         super().__init__(backend, model, device)
         try:
             ov_model = backend.core.read_model(model.SerializeToString(), b"")
@@ -52,9 +53,16 @@ class OpenVinoSession(Session):
         return [np.array(results[port]) for port in self._ports]
 
 
+@dataclasses.dataclass(frozen=True)
+class OpenVinoOptions:
+    config: dict[str, Any] | None = option(
+        None, "compile_model properties, over modelport's INFERENCE_PRECISION_HINT=f32")
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
     devices = ("cpu", "gpu", "npu")
+    Options = OpenVinoOptions
 
     def __init__(self) -> None:
         self.core = ov.Core()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import numpy as np
 
-from modelport.backends.base import Backend, Session, failures_as
+from modelport.backends.base import Backend, Session, failures_as, option
 from modelport.interpreter import Plan, plan_model
 from modelport.ops.context import Framework, HostFallback
 
@@ -69,14 +70,20 @@ def _convert(value: Any, fn: Any) -> Any:
     return fn(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class FoldOptions:
+    fold: bool = option(True, "run the nodes whose inputs are all constants once, at prepare")
+
+
 class TranslatingBackend(Backend):
     """A backend that translates the graph into a framework's own computation."""
 
     kind = "translating"
+    Options: ClassVar[type] = FoldOptions
 
     def framework(self, device: str) -> Framework:
         raise NotImplementedError
 
     def _prepare(self, model: Any, device: str, **options: Any) -> Session:
-        plan = plan_model(model, fold=options.pop("fold", True))
+        plan = plan_model(model, fold=options["fold"])
         return TranslatingSession(self, model, device, self.framework(device), plan)

@@ -122,7 +122,7 @@ def max_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     if ctx.n_outputs > 1:
         return ctx.k.max_pool_with_indices(x, *args, storage_order)
     xp = ctx.xp
-    if x.dtype not in (xp.float16, xp.float32, xp.float64):
+    if not xp.isdtype(x.dtype, "real floating"):
         return ctx.k.pool(x, "max", *args, True)
     # ONNX Runtime and the reference evaluator take the largest number of a window and pass
     # over NaN (a window of NaN alone stays NaN); pooling kernels would propagate it

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from modelport.ops.registry import op
-from modelport.ops.shape import normalize_axis, shape_of
+from modelport.ops.shape import cast_like, normalize_axis, shape_of
 
 Q_VERSIONS = (10, 13, 19, 21, 23, 24, 25, 28)
 
@@ -46,7 +46,7 @@ def quantize_linear(ctx: Any, x: Any, y_scale: Any, y_zero_point: Any = None, *,
         return xp.astype(xp.clip(y, low, high), target)
     if y_zero_point is not None:
         scaled = scaled + xp.astype(zero, work)
-    return ctx.k.cast_like(scaled, xp.zeros((), dtype=target), saturate)
+    return cast_like(ctx, scaled, xp.zeros((), dtype=target), saturate=saturate)
 
 
 def _is_integer(ctx: Any, dtype: Any) -> bool:

@@ -27,7 +27,7 @@ def _reflect(ctx: Any, x: Any, low: float, high: float) -> Any:
 
 
 @op("GridSample", 16, 20, 22)
-def grid_sample(ctx: Any, x: Any, grid: Any, *, align_corners: int = 0, mode: str = "linear",
+def grid_sample(ctx: Any, x: Any, grid: Any, *, align_corners: int = 0, mode: str,
                 padding_mode: str = "zeros") -> Any:
     """N-d grid sampling; ``grid[..., 0]`` indexes the last spatial axis (x), as in the spec."""
     xp = ctx.xp
@@ -68,7 +68,7 @@ def grid_sample(ctx: Any, x: Any, grid: Any, *, align_corners: int = 0, mode: st
 
     if mode == "nearest":
         return gather([xp.round(cd) for cd in coords])
-    if mode == "linear":
+    if mode in ("linear", "bilinear"):  # GridSample-16 names them bilinear and bicubic
         base = [xp.floor(cd) for cd in coords]
         out = 0
         for corner in itertools.product((0, 1), repeat=nd):

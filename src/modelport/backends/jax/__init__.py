@@ -12,6 +12,7 @@ float64 model computes in float64 without changing JAX's global configuration.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import onnx
 
-from modelport.backends.base import onnx_backend_api
+from modelport.backends.base import onnx_backend_api, option
 from modelport.backends.jax import kernels
 from modelport.backends.translating import TranslatingBackend, TranslatingSession
 from modelport.errors import BackendError
@@ -55,8 +56,8 @@ _TRACING_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayCon
 
 
 class JaxSession(TranslatingSession):
-    def __init__(self, backend: JaxBackend, model: onnx.ModelProto, device: str,
-                 jit: bool = True) -> None:
+    def __init__(self, backend: JaxBackend, model: onnx.ModelProto, device: str, *,
+                 jit: bool) -> None:
         trainable = [t.name for t in model.graph.initializer
                      if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
                                         onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)]
@@ -138,9 +139,15 @@ class JaxSession(TranslatingSession):
             write_bytes(path, bytes(exported.serialize()))
 
 
+@dataclasses.dataclass(frozen=True)
+class JaxOptions:
+    jit: bool = option(True, "trace the model with jax.jit per input shape (else eager)")
+
+
 class JaxBackend(TranslatingBackend):
     name = "jax"
     devices = ("cpu", "gpu", "cuda")
+    Options = JaxOptions
 
     def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> JaxSession:
         return JaxSession(self, model, device, **options)

@@ -17,6 +17,7 @@ Options for ``prepare``: ``function=False`` runs eagerly; ``jit_compile=True`` c
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ import numpy as np
 import onnx
 import tensorflow as tf
 
-from modelport.backends.base import onnx_backend_api
+from modelport.backends.base import onnx_backend_api, option
 from modelport.backends.tensorflow import kernels, namespace
 from modelport.backends.translating import TranslatingBackend, TranslatingSession
 from modelport.errors import BackendError
@@ -146,8 +147,8 @@ def _safe(name: str) -> str:
 
 
 class TensorFlowSession(TranslatingSession):
-    def __init__(self, backend: TensorFlowBackend, model: onnx.ModelProto, device: str,
-                 function: bool = True, jit_compile: bool = False) -> None:
+    def __init__(self, backend: TensorFlowBackend, model: onnx.ModelProto, device: str, *,
+                 function: bool, jit_compile: bool) -> None:
         trainable = [t.name for t in model.graph.initializer if t.data_type in _FLOATS]
         plan = plan_model(model, parameters=trainable)
         super().__init__(backend, model, device, TensorFlowFramework(), plan)
@@ -195,8 +196,15 @@ class TensorFlowSession(TranslatingSession):
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class TensorFlowOptions:
+    function: bool = option(True, "trace a tf.function per input shape (else eager)")
+    jit_compile: bool = option(False, "compile the tf.function with XLA")
+
+
 class TensorFlowBackend(TranslatingBackend):
     name = "tensorflow"
+    Options = TensorFlowOptions
 
     def _prepare(self, model: onnx.ModelProto, device: str,
                  **options: Any) -> TensorFlowSession:

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import torch
 
-from modelport.backends.base import onnx_backend_api
+from modelport.backends.base import NoOptions, onnx_backend_api
 from modelport.backends.torch import kernels
 from modelport.backends.translating import TranslatingBackend, TranslatingSession
 from modelport.errors import BackendError
@@ -193,6 +193,7 @@ class TorchSession(TranslatingSession):
 class TorchBackend(TranslatingBackend):
     name = "torch"
     devices = ("cpu", "cuda")
+    Options = NoOptions
 
     def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> TorchSession:
         return TorchSession(self, model, device)
