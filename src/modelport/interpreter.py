@@ -73,7 +73,9 @@ class Plan:
         values: dict[str, Any] = {**(outer or {}), **self.constants, **feeds}
         host_ctx = OpContext(numpy_framework(), values)
         native = host_ctx if fw.name == "numpy" else OpContext(fw, values)
-        with np.errstate(all="ignore"):  # ONNX arithmetic is IEEE: inf and nan are answers
+        # ONNX arithmetic is IEEE (inf and nan are answers) and integer division by zero is the
+        # model's business: numpy must not print warnings about either
+        with np.errstate(all="ignore"):
             for step in self.steps:
                 args = [values[name] if name else None for name in step.inputs]
                 outs = _call(step, args, fw, host_ctx, native)
@@ -361,7 +363,8 @@ def _fold(plan: Plan) -> None:
             continue
         args = [plan.constants[n] if n else None for n in step.inputs]
         try:
-            outs = _call(step, args, numpy_fw, ctx, ctx)
+            with np.errstate(all="ignore"):  # as when it runs: see Plan.run
+                outs = _call(step, args, numpy_fw, ctx, ctx)
         except Exception:  # leave it to run time, where the error has its context
             kept.append(step)
             continue

@@ -67,10 +67,7 @@ class Session(ABC):
             BackendError: the backend failed on this model and these feeds.
         """
         checked = check_feeds(self.inputs, feeds)
-        # IEEE results (inf, nan) and integer division by zero are the model's answers, not
-        # news: numpy, where a backend computes with it, must not print warnings about them
-        with failures_as(f"backend {self.backend.name!r} could not run the model"), \
-                np.errstate(all="ignore"):
+        with failures_as(f"backend {self.backend.name!r} could not run the model"):
             return self._to_numpy(self._execute(self._to_native(checked)))
 
     def timed_call(self, feeds: Feeds) -> Callable[[], object]:

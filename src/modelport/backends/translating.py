@@ -49,8 +49,7 @@ class TranslatingSession(Session):
             values.update({n: v for n, v in zip(step.outputs, outs, strict=False) if n})
 
         native = self._to_native(check_feeds(self.inputs, feeds))
-        with failures_as(f"backend {self.backend.name!r} could not run the model"), \
-                np.errstate(all="ignore"):
+        with failures_as(f"backend {self.backend.name!r} could not run the model"):
             self.plan.run(fw, self._plan_feeds(native), trace=record)
         return {name: _convert(v, self._host) for name, v in values.items()}
 
