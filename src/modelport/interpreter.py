@@ -132,15 +132,15 @@ def _call(step: Step, args: Sequence[Any], fw: Framework, host_ctx: OpContext,
             raise
         return _call(step, [_to_host(fw, a) for a in args], numpy_framework(), host_ctx,
                      host_ctx)
-    except RuntimeError as exc:
+    except Exception as exc:
         # Frameworks leave some dtypes without kernels (torch: most uint16/32/64 arithmetic);
-        # numpy computes them, in eager mode.
-        if on_host or "not implemented for" not in str(exc):
-            raise
-        return _call(step, [_to_host(fw, a) for a in args], numpy_framework(), host_ctx,
-                     host_ctx)
-    except (BackendError, NotImplementedError) as exc:
-        raise BackendError(f"node {step.node.name!r} ({step.node.op_type}): {exc}") from exc
+        # numpy computes them, in eager mode. Which errors say so is the framework's to tell.
+        if not on_host and fw.lacks_kernel(exc):
+            return _call(step, [_to_host(fw, a) for a in args], numpy_framework(), host_ctx,
+                         host_ctx)
+        if isinstance(exc, BackendError | NotImplementedError):
+            raise BackendError(f"node {step.node.name!r} ({step.node.op_type}): {exc}") from exc
+        raise
     outs = result if isinstance(result, tuple) else (result,)
     if on_host:
         outs = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outs)

@@ -104,6 +104,11 @@ class Framework:
 
         return int(onnx.helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype))
 
+    def lacks_kernel(self, error: Exception) -> bool:
+        """True when ``error`` says the framework has no kernel for an operation on these
+        dtypes: the node then runs on numpy instead (eager mode only)."""
+        return False
+
 
 class OpContext:
     """What an operator sees besides its inputs: ``xp``, kernels ``k``, the framework."""

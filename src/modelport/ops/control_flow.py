@@ -1,8 +1,8 @@
 """If, Loop and Scan: subgraphs run by the interpreter with the enclosing scope visible.
 
-Their graph attributes arrive already planned (``interpreter.Plan``). A framework may supply
-its own control flow (``k.cond`` / ``k.while_loop``) for tracing; in eager mode the condition
-is a host value and Python decides.
+Their graph attributes arrive already planned (``interpreter.Plan``). A framework may declare
+its own control flow for tracing (a ``cond`` override: jax's ``lax.cond``); in eager mode the
+condition is a host value and Python decides.
 """
 
 from __future__ import annotations

@@ -88,6 +88,10 @@ class TorchFramework(Framework):
     def is_native(self, value: Any) -> bool:
         return isinstance(value, torch.Tensor)
 
+    def lacks_kernel(self, error: Exception) -> bool:
+        # torch's words for a dtype without a kernel (most uint16/32/64 arithmetic)
+        return isinstance(error, RuntimeError) and "not implemented for" in str(error)
+
     def asarray(self, value: np.ndarray) -> Any:
         return from_numpy(value, self.device)
 
