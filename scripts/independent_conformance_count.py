@@ -8,9 +8,9 @@ Usage: python scripts/independent_conformance_count.py onnxruntime|openvino|refe
 
 Last measured on 2026-12-02 with the versions in requirements.lock (onnx 1.23.2, onnxruntime
 1.32.0, OpenVINO 2026.4.1): onnxruntime 1,588 of 1,884, OpenVINO 1,365, the reference evaluator
-1,869; `modelport conformance` counts 1,588, 1,365 and 1,868. The one case apart, checked by
-listing both runs' failures, is test_optional_has_element_empty_optional_input: modelport's
-runner does not feed an empty optional input, so the reference evaluator cannot find it.
+1,869; `modelport conformance` counts the same. (It counted 1,868 for the reference evaluator
+until an empty optional input, test_optional_has_element_empty_optional_input, was fed as None
+instead of dropped: found by listing both runs' failures.)
 """
 
 from __future__ import annotations

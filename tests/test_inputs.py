@@ -50,3 +50,22 @@ def test_parse_dims() -> None:
     assert parse_dims(["batch=8", "seq = 128"]) == {"batch": 8, "seq": 128}
     with pytest.raises(InputError, match="NAME=SIZE"):
         parse_dims(["batch"])
+
+
+def test_an_empty_optional_input_is_fed_as_none() -> None:
+    """An optional input with no element is ``None``: it must reach the backend, not vanish."""
+    from onnx import TensorProto, helper
+
+    import modelport
+
+    optional = helper.make_optional_type_proto(
+        helper.make_tensor_type_proto(TensorProto.FLOAT, [2]))
+    graph = helper.make_graph(
+        [helper.make_node("OptionalHasElement", ["o"], ["has"])], "g",
+        [helper.make_value_info("o", optional)],
+        [helper.make_tensor_value_info("has", TensorProto.BOOL, [])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    for backend in ("reference", "numpy"):
+        session = modelport.get_backend(backend).prepare(model)
+        assert session.run([None])["has"].item() is False
+        assert session.run({"o": np.ones(2, np.float32)})["has"].item() is True

@@ -37,7 +37,9 @@ def check_feeds(specs: Sequence[TensorSpec], feeds: Feeds) -> dict[str, np.ndarr
     arrays: dict[str, np.ndarray] = {}
     symbols: dict[str, tuple[int, str]] = {}
     for spec in specs:
-        if spec.name in by_name:
+        if spec.name in by_name and spec.dtype is None:  # sequences, optionals (None: empty)
+            arrays[spec.name] = by_name[spec.name]
+        elif spec.name in by_name:
             array = _as_array(spec, by_name[spec.name], problems)
             if array is not None:
                 if spec.kind == "tensor":
@@ -63,8 +65,7 @@ def _by_name(specs: Sequence[TensorSpec], feeds: Feeds) -> Mapping[str, Any]:
 
 def _as_array(spec: TensorSpec, value: Any, problems: list[str]) -> np.ndarray | None:
     expected = spec.dtype
-    if expected is None:  # sequences, optionals: passed through untouched
-        return value
+    assert expected is not None  # sequences and optionals are passed through by check_feeds
     if not isinstance(value, np.ndarray | np.generic):
         # Python scalars and lists carry no dtype of their own: give them the model's.
         try:
