@@ -19,7 +19,7 @@ import numpy as np
 
 from modelport.errors import BackendError, InputError, ModelportError
 from modelport.model import ModelSource, TensorSpec, input_specs, load
-from modelport.workers import death, spawn
+from modelport.workers import call_isolated
 
 
 @dataclass
@@ -163,35 +163,21 @@ def _bench_isolated(model_bytes: bytes, name: str, batches: Sequence[int],
                     options: dict[str, Any], kwargs: dict[str, Any]) -> list[BenchResult]:
     from modelport.backends import backend_ref
 
-    process, conn = spawn(_bench_worker, model_bytes, name, backend_ref(name), list(batches),
-                          options, kwargs)
     try:
-        results: list[BenchResult] = conn.recv()
+        results: list[BenchResult] = call_isolated(
+            _bench_in_worker, model_bytes, name, backend_ref(name), list(batches), options,
+            kwargs, timeout=None, what="the worker process")
         return results
-    except (EOFError, OSError):
-        reason = f"the worker process {death(process)}"
-        return [BenchResult(name, b, error=reason) for b in batches]
-    finally:
-        conn.close()
-        process.join(5)
-        if process.is_alive():
-            process.kill()
+    except BackendError as exc:  # a crash, the memory limit, or an error outside the timing
+        return [BenchResult(name, b, error=str(exc)) for b in batches]
 
 
-def _bench_worker(conn: Any, model_bytes: bytes, name: str, ref: str | None,
-                  batches: list[int], options: dict[str, Any], kwargs: dict[str, Any]) -> None:
+def _bench_in_worker(model_bytes: bytes, name: str, ref: str | None, batches: list[int],
+                     options: dict[str, Any], kwargs: dict[str, Any]) -> list[BenchResult]:
     from modelport.backends import backend_in_worker
 
-    try:
-        backend_in_worker(name, ref)  # a backend registered in the parent's code too
-        results = bench_backend(model_bytes, name, batches, options=options, isolated=True,
-                                **kwargs)
-    except Exception as exc:  # the parent reports it; a traceback here would be lost
-        from modelport.errors import one_line
-
-        error = f"{type(exc).__name__}: {one_line(exc)}"
-        results = [BenchResult(name, b, error=error) for b in batches]
-    conn.send(results)
+    backend_in_worker(name, ref)  # a backend registered in the parent's code too
+    return bench_backend(model_bytes, name, batches, options=options, isolated=True, **kwargs)
 
 
 def plot(report: BenchReport, path: str | os.PathLike[str]) -> None:
