@@ -149,7 +149,7 @@ def test_backends_from_installed_plugins(clean_registry: Any, tmp_path: Path,
 
 
 @pytest.mark.parametrize(("backend", "options", "message"), [
-    ("torch", {"fold": False}, "backend 'torch': no option 'fold' (its options: none)"),
+    ("torch", {"jit": True}, "backend 'torch': no option 'jit' (its options: fold: bool)"),
     ("numpy", {"bogus": 1}, "backend 'numpy': no option 'bogus' (its options: fold: bool)"),
     ("jax", {"jit": "yes"}, "backend 'jax': option 'jit' takes bool, not 'yes'"),
     ("onnxruntime", {"intra_op_num_threads": 1.5},
@@ -167,8 +167,36 @@ def test_the_backend_list_gives_devices_and_typed_options(cli) -> None:  # type:
     by_name = {b["name"]: b for b in json.loads(out)}
     assert code == 0 and by_name["torch"]["devices"] == ["cpu", "cuda"]
     assert by_name["tensorflow"]["options"] == [
+        {"name": "fold", "type": "bool", "default": True,
+         "help": "run the nodes whose inputs are all constants once, at prepare"},
         {"name": "function", "type": "bool", "default": True,
          "help": "trace a tf.function per input shape (else eager)"},
         {"name": "jit_compile", "type": "bool", "default": False,
          "help": "compile the tf.function with XLA"}]
     assert by_name["reference"]["options"] == []
+
+
+def _constant_subgraph_model() -> onnx.ModelProto:
+    """y = Reshape(x * (one + one), Identity(shape)): three nodes that read only constants
+    (a float initializer would be a trainable weight, not a constant)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["one"], value_float=1.0),
+         helper.make_node("Add", ["one", "one"], ["two"]),
+         helper.make_node("Identity", ["shape"], ["shape2"]),
+         helper.make_node("Mul", ["x", "two"], ["x2"]),
+         helper.make_node("Reshape", ["x2", "shape2"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 12])],
+        [numpy_helper.from_array(np.array([0, -1], np.int64), "shape")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+def test_every_translating_backend_takes_fold(backend: str) -> None:
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    for fold in (True, False):
+        session = modelport.get_backend(backend).prepare(_constant_subgraph_model(), fold=fold)
+        assert len(session.plan.steps) == (2 if fold else 5)  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(session.run([x])["y"], 2 * x.reshape(2, 12))

@@ -180,9 +180,30 @@ def test_jax_jits_and_keeps_float64() -> None:
     x = np.array([1 + 1e-12, 3.0])
     y = session.run({"x": x})["y"]
     assert y.dtype == np.float64 and y[0] == (1 + 1e-12) ** 2
-    assert session.jitted
+    assert session.compiled
     fn, params = session.native()
     assert np.asarray(fn(params, x)[0])[1] == 9.0
+
+
+def test_jax_computes_on_the_device_it_accepts(zoo: dict[str, Path], tmp_path: Path) -> None:
+    # Two host devices stand in for two accelerators: XLA must be told before JAX starts.
+    pytest.importorskip("jax")
+    np.save(tmp_path / "x.npy", feeds_for(zoo["seed"], 3, seed=0)["input"])
+    out = _fresh_process(f"""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        import numpy as np, modelport
+
+        feeds = {{"input": np.load({str(tmp_path / "x.npy")!r})}}
+        backend = modelport.get_backend("jax")
+        for jit in (True, False):
+            session = backend.prepare({str(zoo["seed"])!r}, device="cpu:1", jit=jit)
+            outputs = session._execute(session._to_native(feeds))
+            print(jit, session.compiled, sorted({{str(d) for o in outputs for d in o.devices()}}))
+        print(backend.supports_device("cpu:2"), backend.supports_device("gpu"))
+    """)
+    assert out.split("\n")[-4:] == ["True True ['cpu:1']", "False False ['cpu:1']",
+                                    "False False", ""]
 
 
 def test_constant_folding_leaves_only_the_live_graph() -> None:
@@ -218,7 +239,7 @@ def test_jax_jits_an_if_on_a_computed_condition() -> None:
     positive, negative = np.array([1, 2, 3], np.float32), np.array([-1, -2, 0.5], np.float32)
     np.testing.assert_allclose(session.run([positive])["y"], positive * positive)
     np.testing.assert_allclose(session.run([negative])["y"], -negative)
-    assert session.jitted  # lax.cond, not an eager fallback
+    assert session.compiled  # lax.cond, not an eager fallback
 
 
 def _umask() -> int:

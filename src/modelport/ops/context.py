@@ -50,12 +50,17 @@ class Kernels(Protocol):
                        output_padding: list[int]) -> Any: ...
 
     def pool(self, x: Any, kind: str, kernel: list[int], strides: list[int],
-             dilations: list[int], begin: list[int], end: list[int],
-             pad_is_neutral: bool) -> Any: ...
+             dilations: list[int], begin: list[int], end: list[int]) -> Any:
+        """``kind`` "max" (pads are -inf, or the integer minimum) or "sum" (pads are 0) over
+        each window of the spatial axes."""
+        ...
 
     def max_pool_with_indices(self, x: Any, kernel: list[int], strides: list[int],
-                              dilations: list[int], begin: list[int], end: list[int],
-                              storage_order: int) -> tuple[Any, Any]: ...
+                              dilations: list[int], begin: list[int], end: list[int]
+                              ) -> tuple[Any, Any]:
+        """The max of each window, and where it is: its row-major position in the padded
+        spatial plane of its image (int64)."""
+        ...
 
     def scatter_elements(self, data: Any, indices: Any, updates: Any, axis: int,
                          reduction: str) -> Any: ...

@@ -86,21 +86,23 @@ def softsign(ctx: Any, x: Any) -> Any:
 
 @op("Elu", 6, 22)
 def elu(ctx: Any, x: Any, *, alpha: float) -> Any:
-    xp = ctx.xp  # zeros, not 0 * x: that is NaN at an infinity
-    return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, xp.zeros_like(x))))
+    return ctx.xp.where(x >= 0, x, alpha * ctx.xp.expm1(_negative(ctx, x)))
+
+
+def _negative(ctx: Any, x: Any) -> Any:
+    """min(x, 0): the Elu family's exponential branch stays finite (and its gradient free of
+    inf * 0) where the other branch is taken. ``x >= 0`` picks that branch so -0.0 stays -0.0."""
+    return ctx.xp.minimum(x, ctx.xp.zeros_like(x))
 
 
 @op("Celu", 12, 28)
 def celu(ctx: Any, x: Any, *, alpha: float) -> Any:
-    xp = ctx.xp
-    zero = xp.zeros_like(x)
-    return xp.maximum(x, zero) + xp.minimum(zero, alpha * xp.expm1(x / alpha))
+    return ctx.xp.where(x >= 0, x, alpha * ctx.xp.expm1(_negative(ctx, x) / alpha))
 
 
 @op("Selu", 6, 22)
 def selu(ctx: Any, x: Any, *, alpha: float, gamma: float) -> Any:
-    xp = ctx.xp
-    return gamma * xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, xp.zeros_like(x))))
+    return gamma * ctx.xp.where(x >= 0, x, alpha * ctx.xp.expm1(_negative(ctx, x)))
 
 
 @op("LeakyRelu", 6, 16)
@@ -110,7 +112,7 @@ def leaky_relu(ctx: Any, x: Any, *, alpha: float) -> Any:
 
 @op("PRelu", 7, 9, 16)
 def prelu(ctx: Any, x: Any, slope: Any) -> Any:
-    return ctx.xp.where(x >= 0, x, slope * x)
+    return ctx.xp.where(x > 0, x, slope * x)  # the anchors' form: PRelu(-0.0) is slope * -0.0
 
 
 @op("ThresholdedRelu", 10, 22)

@@ -121,44 +121,29 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, strides: 
 
 
 def pool(x: np.ndarray, kind: str, kernel: list[int], strides: list[int],
-         dilations: list[int], begin: list[int], end: list[int],
-         pad_is_neutral: bool) -> np.ndarray:
-    """max, avg (padding not counted) or sum over windows."""
-    nd = len(kernel)
-    axes = tuple(range(-nd, 0))
+         dilations: list[int], begin: list[int], end: list[int]) -> np.ndarray:
+    axes = tuple(range(-len(kernel), 0))
     if kind == "max":
         fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
         return windows(x, kernel, strides, dilations, begin, end, fill).max(axis=axes)
     view = windows(x, kernel, strides, dilations, begin, end, 0)
-    total = view.sum(axis=axes, dtype=np.float64)
-    if kind == "sum":
-        return total.astype(x.dtype)
-    ones = np.ones((1, 1, *x.shape[2:]), dtype=np.float64)
-    counts = windows(ones, kernel, strides, dilations, begin, end, 0).sum(axis=axes)
-    return (total / counts).astype(x.dtype)
+    return view.sum(axis=axes, dtype=np.float64 if x.dtype.kind == "f" else None
+                    ).astype(x.dtype)
 
 
 def max_pool_with_indices(x: np.ndarray, kernel: list[int], strides: list[int],
-                          dilations: list[int], begin: list[int], end: list[int],
-                          storage_order: int) -> tuple[np.ndarray, np.ndarray]:
+                          dilations: list[int], begin: list[int], end: list[int]
+                          ) -> tuple[np.ndarray, np.ndarray]:
     nd = len(kernel)
     view = windows(x, kernel, strides, dilations, begin, end, -np.inf)
-    out = view.shape[2:2 + nd]
     flat = view.reshape(*view.shape[:2 + nd], -1)
     best = flat.argmax(axis=-1)
     values = np.take_along_axis(flat, best[..., None], axis=-1)[..., 0]
     offsets = np.unravel_index(best, kernel)
-    spatial = x.shape[2:]
     coords = [np.arange(o).reshape([-1 if i == a else 1 for i in range(nd)]) * strides[a]
-              + offsets[a] * dilations[a] - begin[a] for a, o in enumerate(out)]
-    if storage_order:  # column-major within each image
-        index = sum(c * int(np.prod(spatial[:a])) for a, c in enumerate(coords))
-    else:
-        index = sum(c * int(np.prod(spatial[a + 1:])) for a, c in enumerate(coords))
-    n, ch = x.shape[:2]
-    image = (np.arange(n)[:, None] * ch + np.arange(ch)[None, :]) * int(np.prod(spatial))
-    index = index + image.reshape(n, ch, *[1] * nd)
-    return values.astype(x.dtype), index.astype(np.int64)
+              + offsets[a] * dilations[a] for a, o in enumerate(view.shape[2:2 + nd])]
+    padded = [s + b + e for s, b, e in zip(x.shape[2:], begin, end, strict=True)]
+    return values, np.ravel_multi_index(tuple(coords), padded).astype(np.int64)
 
 
 # --- scatter ----------------------------------------------------------------------------------

@@ -107,7 +107,8 @@ def conv_transpose(ctx: Any, x: Any, w: Any, b: Any = None, *, auto_pad: str = "
 
 
 def _pool_args(x: Any, kernel_shape: list[int], strides: Any, dilations: Any, pads: Any,
-               auto_pad: str, ceil_mode: int) -> tuple[Any, ...]:
+               auto_pad: str, ceil_mode: int
+               ) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
     strides, dilations, _, begin, end = _geometry(x, list(kernel_shape), strides, dilations,
                                                   pads, auto_pad, ceil_mode)
     return list(kernel_shape), strides, dilations, begin, end
@@ -120,17 +121,39 @@ def max_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
              strides: list[int] | None = None) -> Any:
     args = _pool_args(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
     if ctx.n_outputs > 1:
-        return ctx.k.max_pool_with_indices(x, *args, storage_order)
+        values, position = ctx.k.max_pool_with_indices(x, *args)
+        return values, _pool_index(ctx, x, position, args[3], args[4], storage_order)
     xp = ctx.xp
     if not xp.isdtype(x.dtype, "real floating"):
-        return ctx.k.pool(x, "max", *args, True)
+        return ctx.k.pool(x, "max", *args)
     # ONNX Runtime and the reference evaluator take the largest number of a window and pass
     # over NaN (a window of NaN alone stays NaN); pooling kernels would propagate it
     nan = xp.isnan(x)
-    largest = ctx.k.pool(xp.where(nan, xp.asarray(-math.inf, dtype=x.dtype), x), "max", *args,
-                         True)
-    numbers = ctx.k.pool(xp.astype(~nan, x.dtype), "max", *args, True)
+    largest = ctx.k.pool(xp.where(nan, xp.asarray(-math.inf, dtype=x.dtype), x), "max", *args)
+    numbers = ctx.k.pool(xp.astype(~nan, x.dtype), "max", *args)
     return xp.where(numbers > 0, largest, xp.asarray(math.nan, dtype=x.dtype))
+
+
+def _pool_index(ctx: Any, x: Any, position: Any, begin: list[int], end: list[int],
+                storage_order: int) -> Any:
+    """MaxPool's Indices: a kernel's position in the padded plane of an image, as the spec
+    counts it: unpadded, row-major (``storage_order`` 0) or column-major (1) within the
+    image, plus the image's offset in the flattened (N, C) batch."""
+    xp = ctx.xp
+    spatial = shape_of(x)[2:]
+    nd = len(spatial)
+    coords = []
+    for axis in reversed(range(nd)):  # unravel in the padded plane, then unpad
+        padded = spatial[axis] + begin[axis] + end[axis]
+        coords.append(position % padded - begin[axis])
+        position = position // padded
+    coords.reverse()
+    index = coords[-1] if storage_order else coords[0]
+    for axis in (reversed(range(nd - 1)) if storage_order else range(1, nd)):
+        index = index * spatial[axis] + coords[axis]
+    n, c = x.shape[:2]
+    image = xp.arange(n * c, dtype=xp.int64) * math.prod(spatial)
+    return index + xp.reshape(image, (n, c, *[1] * nd))
 
 
 @op("AveragePool", 7, 10, 11, 19, 22)
@@ -138,16 +161,29 @@ def average_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int =
                  count_include_pad: int = 0, dilations: list[int] | None = None,
                  kernel_shape: list[int], pads: list[int] | None = None,
                  strides: list[int] | None = None) -> Any:
-    kernel, strides_, dilations_, begin, end = _pool_args(x, kernel_shape, strides, dilations,
-                                                          pads, auto_pad, ceil_mode)
+    args = _pool_args(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    # The divisor counts the input's cells of each window, and the explicit pads' cells with
+    # count_include_pad; never the extra padding that ceil_mode adds for its last window.
+    counted_begin = counted_end = [0] * len(kernel_shape)
     if count_include_pad:
-        # The explicit pads count, the extra ceil_mode padding does not.
-        _, _, _, begin0, end0 = _geometry(x, kernel, strides, dilations, pads, auto_pad)
-        padded = ctx.k.pad(x, [[0, 0], [0, 0], *zip(begin0, end0, strict=True)], "constant", 0)
-        extra = [e - e0 for e, e0 in zip(end, end0, strict=True)]
-        return ctx.k.pool(padded, "avg", kernel, strides_, dilations_, [0] * len(kernel),
-                          extra, False)
-    return ctx.k.pool(x, "avg", kernel, strides_, dilations_, begin, end, False)
+        *_, counted_begin, counted_end = _geometry(x, list(kernel_shape), strides, dilations,
+                                                   pads, auto_pad)
+    counts = _window_cells(shape_of(x)[2:], *args, counted_begin, counted_end)
+    total = ctx.k.pool(x, "sum", *args)
+    return total / ctx.xp.asarray(counts, dtype=x.dtype)
+
+
+def _window_cells(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
+                  dilations: list[int], begin: list[int], end: list[int],
+                  counted_begin: list[int], counted_end: list[int]) -> np.ndarray:
+    """How many cells of each window lie in the input widened by the counted pads."""
+    from modelport.ops import host_kernels
+
+    ones = np.ones((1, 1, *(s + b + e for s, b, e in
+                            zip(spatial, counted_begin, counted_end, strict=True))))
+    return host_kernels.pool(ones, "sum", kernel, strides, dilations,
+                             [b - c for b, c in zip(begin, counted_begin, strict=True)],
+                             [e - c for e, c in zip(end, counted_end, strict=True)])
 
 
 @op("LpPool", 11, 18, 22)
@@ -155,7 +191,7 @@ def lp_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
             dilations: list[int] | None = None, kernel_shape: list[int], p: int = 2,
             pads: list[int] | None = None, strides: list[int] | None = None) -> Any:
     args = _pool_args(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
-    powered = ctx.k.pool(ctx.xp.abs(x) ** p, "sum", *args, False)
+    powered = ctx.k.pool(ctx.xp.abs(x) ** p, "sum", *args)
     return powered ** (1.0 / p)
 
 

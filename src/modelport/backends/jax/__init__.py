@@ -3,8 +3,10 @@
 ``jax.jit`` specialises and caches the function per input-shape signature. Models whose
 control flow depends on tensor values (an ``If`` on a computed condition, a ``Loop`` with a
 computed trip count) cannot be traced; they run eagerly, operator by operator, and the session
-says so (``Session.jitted``). 64-bit types are enabled inside the session's calls only, so a
-float64 model computes in float64 without changing JAX's global configuration.
+says so (``Session.compiled``). 64-bit types are enabled inside the session's calls only, so a
+float64 model computes in float64 without changing JAX's global configuration. ``device`` may be
+``"gpu"`` (or ``"cuda:1"``) where JAX sees one: weights, feeds and the arrays operators make
+live there.
 
 ``Session.native()`` returns ``(fn, params)`` with ``fn(params, *inputs)``;
 ``Session.save(path)`` writes a ``jax.export`` serialization with a symbolic batch dimension.
@@ -12,6 +14,7 @@ float64 model computes in float64 without changing JAX's global configuration.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
@@ -20,13 +23,16 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
-import onnx
 
 from modelport.backends.base import onnx_backend_api, option
 from modelport.backends.jax import kernels
-from modelport.backends.translating import TranslatingBackend, TranslatingSession
+from modelport.backends.translating import (
+    FoldOptions,
+    TranslatingBackend,
+    TranslatingSession,
+    scopes,
+)
 from modelport.errors import BackendError
-from modelport.interpreter import plan_model
 from modelport.ops.context import Framework, HostFallback
 
 
@@ -36,13 +42,18 @@ class JaxFramework(Framework):
     k = kernels
     overrides: ClassVar[Mapping[str, Callable[..., Any]]] = {"cond": kernels.cond}
 
+    def __init__(self, device: str = "cpu") -> None:
+        kind, _, index = device.lower().partition(":")
+        self.device = jax.devices("cpu" if kind == "cpu" else "gpu")[int(index or 0)]
+        self.is_default = self.device == jax.devices()[0]
+
     def is_native(self, value: Any) -> bool:
         return isinstance(value, jax.Array)
 
     def asarray(self, value: np.ndarray) -> Any:
         if value.dtype == object or value.dtype.kind in "SU":
             raise HostFallback("strings stay numpy arrays")
-        return jnp.asarray(value)
+        return jax.device_put(value, self.device)
 
     def to_host(self, value: Any) -> np.ndarray:
         if isinstance(value, jax.core.Tracer):
@@ -51,64 +62,37 @@ class JaxFramework(Framework):
         return np.asarray(value)
 
 
-_TRACING_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
-                   jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
-
-
 class JaxSession(TranslatingSession):
-    def __init__(self, backend: JaxBackend, model: onnx.ModelProto, device: str, *,
-                 jit: bool) -> None:
-        trainable = [t.name for t in model.graph.initializer
-                     if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
-                                        onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)]
-        with jax.enable_x64(True):
-            plan = plan_model(model, parameters=trainable)
-            super().__init__(backend, model, device, JaxFramework(), plan)
-            self.params = {name: jnp.asarray(value) for name, value in plan.parameters.items()}
-        self._names = [s.name for s in self.inputs]
-        self._fn = self._function()
-        # Weights enter the compiled program as constants: XLA then transforms them once
-        # (layouts, folded arithmetic) instead of on every call; 2x on ResNet-50 at batch 1.
-        weights = self.params
-        self._jitted: Callable[..., Any] | None = (
-            jax.jit(lambda *inputs: self._fn(weights, *inputs)) if jit else None)
-        self.jitted = jit
+    trainable = True
+    untraceable = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                   jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+    options: JaxOptions
+    framework: JaxFramework
 
-    def _function(self) -> Callable[..., Any]:
-        plan, framework, names = self.plan, self.framework, self._names
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
+        # 64-bit types for this session's calls only, not JAX's global configuration; the
+        # arrays that operators make go to the session's device.
+        x64 = jax.enable_x64(True)
+        fw = self.framework
+        return x64 if fw.is_default else scopes(x64, jax.default_device(fw.device))
 
-        def fn(params: dict[str, Any], *inputs: Any) -> tuple[Any, ...]:
-            outputs = plan.run(framework, {**params, **dict(zip(names, inputs, strict=True))})
-            return tuple(jnp.asarray(o) if isinstance(o, np.ndarray) and o.dtype != object
-                         else o for o in outputs)
+    def _compile(self, fn: Callable[..., list[Any]]) -> Callable[..., list[Any]] | None:
+        # Weights enter the compiled program as constants (fn closes over them): XLA then
+        # transforms them once (layouts, folded arithmetic) instead of on every call; 2x on
+        # ResNet-50 at batch 1.
+        return jax.jit(fn) if self.options.jit else None
 
-        return fn
-
-    def _to_native(self, feeds: dict[str, np.ndarray]) -> Any:
-        with jax.enable_x64(True):
-            return super()._to_native(feeds)
-
-    def _execute(self, native_feeds: dict[str, Any]) -> list[Any]:
-        inputs = [native_feeds[n] for n in self._names]
-        with jax.enable_x64(True):
-            if self._jitted is not None and all(isinstance(v, jax.Array) for v in inputs):
-                try:
-                    outputs = self._jitted(*inputs)
-                    return [jax.block_until_ready(o) for o in outputs]
-                except (*_TRACING_ERRORS, BackendError):
-                    self._jitted, self.jitted = None, False  # data-dependent: go eager
-            return list(self._fn(self.params, *inputs))
-
-    def _plan_feeds(self, native_feeds: dict[str, Any]) -> dict[str, Any]:
-        return {**self.params, **native_feeds}
-
-    def run_traced(self, feeds: Any) -> dict[str, np.ndarray]:
-        with jax.enable_x64(True):
-            return super().run_traced(feeds)
+    def _synchronize(self, outputs: list[Any]) -> list[Any]:
+        return [jax.block_until_ready(o) for o in outputs]
 
     def native(self) -> tuple[Callable[..., Any], dict[str, Any]]:
         """``(fn, params)``: ``fn(params, *inputs)`` is pure and can be jitted or differentiated."""
-        return self._fn, self.params
+        graph = self._graph
+
+        def fn(params: dict[str, Any], *inputs: Any) -> tuple[Any, ...]:
+            return tuple(graph(params, *inputs))
+
+        return fn, self.weights
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a ``jax.export`` serialization: call ``jax.export.deserialize(data).call(*x)``.
@@ -127,11 +111,10 @@ class JaxSession(TranslatingSession):
                     str(d) if isinstance(d, int) else "1" for i, d in enumerate(spec.shape or ())]
             shape = export.symbolic_shape(", ".join(dims), scope=scope) if dims else ()
             specs.append(jax.ShapeDtypeStruct(shape, spec.dtype))
-        params = self.params
-        fn = self._fn
-        with jax.enable_x64(True):
+        graph, weights = self._graph, self.weights
+        with self._scope():
             try:
-                exported = export.export(jax.jit(lambda *x: fn(params, *x)))(*specs)
+                exported = export.export(jax.jit(lambda *x: tuple(graph(weights, *x))))(*specs)
             except Exception as exc:
                 raise BackendError(f"jax.export could not export the model with a symbolic "
                                    f"batch: {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -140,7 +123,7 @@ class JaxSession(TranslatingSession):
 
 
 @dataclasses.dataclass(frozen=True)
-class JaxOptions:
+class JaxOptions(FoldOptions):
     jit: bool = option(True, "trace the model with jax.jit per input shape (else eager)")
 
 
@@ -148,17 +131,17 @@ class JaxBackend(TranslatingBackend):
     name = "jax"
     devices = ("cpu", "gpu", "cuda")
     Options = JaxOptions
+    session_type = JaxSession
 
-    def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> JaxSession:
-        return JaxSession(self, model, device, **options)
+    def framework(self, device: str) -> JaxFramework:
+        return JaxFramework(device)
 
     def supports_device(self, device: str) -> bool:
-        kind = device.split(":")[0].lower()
-        if kind == "cpu":
-            return True
+        kind, _, index = device.lower().partition(":")
+        platform = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu"}.get(kind)
         try:
-            return bool(jax.devices("gpu"))
-        except RuntimeError:
+            return platform is not None and len(jax.devices(platform)) > int(index or 0)
+        except (RuntimeError, ValueError):  # no such platform here; an index that is not one
             return False
 
     def version(self) -> str:

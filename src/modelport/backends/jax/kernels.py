@@ -106,8 +106,7 @@ def conv_transpose(x: jax.Array, w: jax.Array, b: jax.Array | None, strides: lis
 
 
 def pool(x: jax.Array, kind: str, kernel: list[int], strides: list[int],
-         dilations: list[int], begin: list[int], end: list[int],
-         pad_is_neutral: bool) -> jax.Array:
+         dilations: list[int], begin: list[int], end: list[int]) -> jax.Array:
     window = (1, 1, *kernel)
     steps = (1, 1, *strides)
     dilation = (1, 1, *dilations)
@@ -116,48 +115,35 @@ def pool(x: jax.Array, kind: str, kernel: list[int], strides: list[int],
         init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
         return lax.reduce_window(x, jnp.asarray(init, x.dtype), lax.max, window, steps,
                                  padding, window_dilation=dilation)
-    total = lax.reduce_window(x, jnp.asarray(0, x.dtype), lax.add, window, steps, padding,
-                              window_dilation=dilation)
-    if kind == "sum":
-        return total
-    ones = jnp.ones((1, 1, *x.shape[2:]), x.dtype)
-    counts = lax.reduce_window(ones, jnp.asarray(0, x.dtype), lax.add, window, steps, padding,
-                               window_dilation=dilation)
-    return total / counts
+    return lax.reduce_window(x, jnp.asarray(0, x.dtype), lax.add, window, steps, padding,
+                             window_dilation=dilation)
 
 
 def max_pool_with_indices(x: jax.Array, kernel: list[int], strides: list[int],
-                          dilations: list[int], begin: list[int], end: list[int],
-                          storage_order: int) -> tuple[jax.Array, jax.Array]:
+                          dilations: list[int], begin: list[int], end: list[int]
+                          ) -> tuple[jax.Array, jax.Array]:
     """Windows gathered by host-computed positions, then max and argmax over each."""
     nd = len(kernel)
     spatial = x.shape[2:]
-    out = [(s + bg + en - ((k - 1) * d + 1)) // st + 1 for s, bg, en, k, d, st in
-           zip(spatial, begin, end, kernel, dilations, strides, strict=True)]
+    padded = [s + bg + en for s, bg, en in zip(spatial, begin, end, strict=True)]
+    out = [(p - ((k - 1) * d + 1)) // st + 1 for p, k, d, st in
+           zip(padded, kernel, dilations, strides, strict=True)]
     grids = np.meshgrid(*[np.arange(o) for o in out], *[np.arange(k) for k in kernel],
                         indexing="ij")
-    coords = [grids[a] * strides[a] + grids[nd + a] * dilations[a] - begin[a]
-              for a in range(nd)]
-    inside = np.logical_and.reduce([(c >= 0) & (c < spatial[a]) for a, c in enumerate(coords)])
-    if storage_order:
-        linear = sum(np.clip(c, 0, spatial[a] - 1) * math.prod(spatial[:a])
-                     for a, c in enumerate(coords))
-    else:
-        linear = sum(np.clip(c, 0, spatial[a] - 1) * math.prod(spatial[a + 1:])
-                     for a, c in enumerate(coords))
-    row_major = sum(np.clip(c, 0, spatial[a] - 1) * math.prod(spatial[a + 1:])
-                    for a, c in enumerate(coords))
+    coords = [grids[a] * strides[a] + grids[nd + a] * dilations[a] for a in range(nd)]
+    inside = np.logical_and.reduce([(c >= b) & (c < s + b) for c, s, b in
+                                    zip(coords, spatial, begin, strict=True)])
+    source = np.ravel_multi_index(tuple(np.clip(c - b, 0, s - 1) for c, s, b in
+                                        zip(coords, spatial, begin, strict=True)), spatial)
     n, c = x.shape[:2]
-    flat = x.reshape(n, c, -1)
-    taps = jnp.take(flat, jnp.asarray(row_major.reshape(-1)), axis=2).reshape(
+    taps = jnp.take(x.reshape(n, c, -1), jnp.asarray(source.reshape(-1)), axis=2).reshape(
         n, c, *out, math.prod(kernel))
     taps = jnp.where(jnp.asarray(inside.reshape(*out, -1)), taps, -jnp.inf)
     best = jnp.argmax(taps, axis=-1)
-    values = jnp.max(taps, axis=-1)
-    chosen = jnp.take_along_axis(jnp.broadcast_to(jnp.asarray(linear.reshape(*out, -1)),
-                                                  taps.shape), best[..., None], axis=-1)[..., 0]
-    image = (jnp.arange(n * c) * math.prod(spatial)).reshape(n, c, *[1] * nd)
-    return values.astype(x.dtype), (chosen + image).astype(jnp.int64)
+    position = jnp.asarray(np.ravel_multi_index(tuple(coords), padded).reshape(*out, -1))
+    chosen = jnp.take_along_axis(jnp.broadcast_to(position, taps.shape), best[..., None],
+                                 axis=-1)[..., 0]
+    return jnp.max(taps, axis=-1).astype(x.dtype), chosen.astype(jnp.int64)
 
 
 def _grid(indices: jax.Array, axis: int) -> tuple[Any, ...]:

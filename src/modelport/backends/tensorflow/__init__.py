@@ -7,12 +7,12 @@ The seed's call works unchanged but for the import::
 
 Inputs and outputs keep ONNX's layout (NCHW); kernels that TensorFlow offers only
 channels-last on CPU transpose inside. ``run`` traces a ``tf.function`` per input-shape
-signature; graphs with data-dependent control flow run eagerly (``Session.traced`` says
+signature; graphs with data-dependent control flow run eagerly (``Session.compiled`` says
 which). ``Session.native()`` returns a ``tf.Module`` whose float initializers are
 ``tf.Variable``s, with a ``serve`` function; ``Session.save(dir)`` writes a SavedModel whose
 signature uses the ONNX input and output names and a ``None`` batch dimension.
 Options for ``prepare``: ``function=False`` runs eagerly; ``jit_compile=True`` compiles the
-``tf.function`` with XLA.
+``tf.function`` with XLA; ``fold=False`` keeps constant subgraphs in the traced program.
 """
 
 from __future__ import annotations
@@ -35,15 +35,10 @@ import tensorflow as tf
 
 from modelport.backends.base import onnx_backend_api, option
 from modelport.backends.tensorflow import kernels, namespace
-from modelport.backends.translating import TranslatingBackend, TranslatingSession
+from modelport.backends.translating import FoldOptions, TranslatingBackend, TranslatingSession
 from modelport.errors import BackendError
-from modelport.interpreter import plan_model
 from modelport.io import usual_mode
 from modelport.ops.context import Framework, HostFallback
-
-_FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
-           onnx.TensorProto.BFLOAT16)
-
 
 _DTYPES: dict[int, tf.DType] = {
     onnx.TensorProto.FLOAT: tf.float32, onnx.TensorProto.DOUBLE: tf.float64,
@@ -110,11 +105,9 @@ class OnnxModule(tf.Module):
 
     def __init__(self, session: TensorFlowSession) -> None:
         super().__init__(name="onnx_model")
-        self._plan, self._framework = session.plan, session.framework
-        self._inputs = [s.name for s in session.inputs]
+        self._graph = session._graph
         self._outputs = [s.name for s in session.outputs]
-        self.weights = {name: tf.Variable(session.framework.asarray(value), name=_safe(name))
-                        for name, value in session.plan.parameters.items()}
+        self.weights = session.weights
         self._specs = session.inputs
 
     @property
@@ -130,10 +123,7 @@ class OnnxModule(tf.Module):
         return self.__dict__["_serve_fn"]
 
     def __call__(self, *inputs: Any) -> list[Any]:
-        feeds = dict(zip(self._inputs, inputs, strict=True))
-        outputs = self._plan.run(self._framework, {**self.weights, **feeds})
-        return [tf.constant(o) if isinstance(o, np.ndarray) and o.dtype != object else o
-                for o in outputs]
+        return self._graph(self.weights, *inputs)
 
     def _serve(self, *inputs: Any) -> dict[str, Any]:
         return {_safe(name): tf.identity(value, name=_safe(name))
@@ -147,29 +137,24 @@ def _safe(name: str) -> str:
 
 
 class TensorFlowSession(TranslatingSession):
-    def __init__(self, backend: TensorFlowBackend, model: onnx.ModelProto, device: str, *,
-                 function: bool, jit_compile: bool) -> None:
-        trainable = [t.name for t in model.graph.initializer if t.data_type in _FLOATS]
-        plan = plan_model(model, parameters=trainable)
-        super().__init__(backend, model, device, TensorFlowFramework(), plan)
+    trainable = True
+    # what tracing raises when the graph needs a tensor's value (BackendError from to_host)
+    untraceable = (TypeError, ValueError, tf.errors.OperatorNotAllowedInGraphError)
+    options: TensorFlowOptions
+
+    def __init__(self, backend: TensorFlowBackend, model: onnx.ModelProto, device: str,
+                 options: TensorFlowOptions) -> None:
+        super().__init__(backend, model, device, options)
         self.module = OnnxModule(self)
+
+    def _weights(self, parameters: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return {name: tf.Variable(value, name=_safe(name))
+                for name, value in super()._weights(parameters).items()}
+
+    def _compile(self, fn: Callable[..., list[Any]]) -> Callable[..., list[Any]] | None:
         # autograph=False: the interpreter is plain Python with no tensor-dependent branches.
-        self._traced = (tf.function(self.module.__call__, jit_compile=jit_compile,
-                                    autograph=False)
-                        if function else None)
-        self.traced = function
-
-    def _execute(self, native_feeds: dict[str, Any]) -> list[Any]:
-        inputs = [native_feeds[s.name] for s in self.inputs]
-        if self._traced is not None and all(tf.is_tensor(v) for v in inputs):
-            try:
-                return list(self._traced(*inputs))
-            except (BackendError, TypeError, ValueError, tf.errors.OperatorNotAllowedInGraphError):
-                self._traced, self.traced = None, False  # data-dependent: run eagerly
-        return self.module(*inputs)
-
-    def _plan_feeds(self, native_feeds: dict[str, Any]) -> dict[str, Any]:
-        return {**self.module.weights, **native_feeds}
+        return (tf.function(fn, jit_compile=self.options.jit_compile, autograph=False)
+                if self.options.function else None)
 
     def native(self) -> tf.Module:
         """The ``tf.Module``: call it with tensors in graph-input order, or use ``serve``."""
@@ -197,7 +182,7 @@ class TensorFlowSession(TranslatingSession):
 
 
 @dataclasses.dataclass(frozen=True)
-class TensorFlowOptions:
+class TensorFlowOptions(FoldOptions):
     function: bool = option(True, "trace a tf.function per input shape (else eager)")
     jit_compile: bool = option(False, "compile the tf.function with XLA")
 
@@ -205,10 +190,10 @@ class TensorFlowOptions:
 class TensorFlowBackend(TranslatingBackend):
     name = "tensorflow"
     Options = TensorFlowOptions
+    session_type = TensorFlowSession
 
-    def _prepare(self, model: onnx.ModelProto, device: str,
-                 **options: Any) -> TensorFlowSession:
-        return TensorFlowSession(self, model, device, **options)
+    def framework(self, device: str) -> TensorFlowFramework:
+        return TensorFlowFramework()
 
     def version(self) -> str:
         return f"tensorflow {tf.__version__}"

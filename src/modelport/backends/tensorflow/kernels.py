@@ -155,8 +155,7 @@ def _dilate(filters: tf.Tensor, dilations: list[int]) -> tf.Tensor:
 
 
 def pool(x: tf.Tensor, kind: str, kernel: list[int], strides: list[int],
-         dilations: list[int], begin: list[int], end: list[int],
-         pad_is_neutral: bool) -> tf.Tensor:
+         dilations: list[int], begin: list[int], end: list[int]) -> tf.Tensor:
     if (any(d > 1 for d in dilations) and any(s > 1 for s in strides)) or any(
             s > k for s, k in zip(strides, kernel, strict=True)):
         raise HostFallback("tf.nn.pool refuses strides with dilations, and strides wider "
@@ -167,17 +166,13 @@ def pool(x: tf.Tensor, kind: str, kernel: list[int], strides: list[int],
         return _channels_first(tf.nn.pool(padded, kernel, "MAX", strides=strides,
                                           padding="VALID", dilations=dilations))
     padded = _channels_last(_pad_spatial(x, begin, end))
-    total = tf.nn.pool(padded, kernel, "AVG", strides=strides, padding="VALID",
-                       dilations=dilations) * math.prod(kernel)
-    if kind == "sum":
-        return _channels_first(total)
-    ones = _channels_last(_pad_spatial(tf.ones([1, 1, *x.shape[2:]], x.dtype), begin, end))
-    counts = tf.nn.pool(ones, kernel, "AVG", strides=strides, padding="VALID",
-                        dilations=dilations) * math.prod(kernel)
-    return _channels_first(total / counts)
+    return _channels_first(tf.nn.pool(padded, kernel, "AVG", strides=strides, padding="VALID",
+                                      dilations=dilations) * math.prod(kernel))
 
 
-def max_pool_with_indices(x: tf.Tensor, *args: Any) -> Any:
+def max_pool_with_indices(x: tf.Tensor, kernel: list[int], strides: list[int],
+                          dilations: list[int], begin: list[int], end: list[int]
+                          ) -> tuple[tf.Tensor, tf.Tensor]:
     raise HostFallback("MaxPool's indices are computed on numpy")
 
 

@@ -231,9 +231,11 @@ def remainder(a: Any, b: Any) -> tf.Tensor:
 
 
 def fmod(a: Any, b: Any) -> tf.Tensor:
+    """C's fmod (exact: x - trunc(x / y) * y would be NaN at y = inf and lose -0.0).
+    TensorFlow has no CPU kernel for half types; float32 holds them and their remainder."""
     a, b = _same(a, b)
-    if a.dtype.is_floating:
-        return a - b * trunc(a / b)
+    if a.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(tf.truncatemod(tf.cast(a, tf.float32), tf.cast(b, tf.float32)), a.dtype)
     return tf.truncatemod(a, b)
 
 

@@ -1,13 +1,14 @@
 """PyTorch: the ONNX graph as an ``nn.Module`` built on the shared operator library.
 
 ``Session.native()`` returns that module: float initializers are ``nn.Parameter``s (so it can
-be fine-tuned), the others buffers. ``Session.save(path)`` writes a ``torch.export`` program
-(``.pt2``) with a dynamic batch dimension. Options for ``prepare``: none yet; ``device`` may be
-``"cuda"`` where a GPU exists.
+be fine-tuned), the others constants. ``Session.save(path)`` writes a ``torch.export`` program
+(``.pt2``) with a dynamic batch dimension. ``device`` may be ``"cuda"`` (or ``"cuda:1"``) where
+a GPU exists: weights, feeds and every tensor an operator makes live there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -17,11 +18,15 @@ import numpy as np
 import onnx
 import torch
 
-from modelport.backends.base import NoOptions, onnx_backend_api
+from modelport.backends.base import onnx_backend_api
 from modelport.backends.torch import kernels
-from modelport.backends.translating import TranslatingBackend, TranslatingSession
+from modelport.backends.translating import (
+    FoldOptions,
+    TranslatingBackend,
+    TranslatingSession,
+    scopes,
+)
 from modelport.errors import BackendError
-from modelport.interpreter import Plan, plan_model
 from modelport.ops.context import Framework, HostFallback
 
 _DTYPES: dict[int, torch.dtype] = {
@@ -110,64 +115,48 @@ class TorchFramework(Framework):
 class OnnxModule(torch.nn.Module):
     """An ONNX graph as a module; its float initializers are parameters."""
 
-    def __init__(self, plan: Plan, framework: TorchFramework, inputs: list[str],
-                 outputs: list[str]) -> None:
+    def __init__(self, graph: Callable[..., list[Any]], weights: Mapping[str, Any],
+                 inputs: list[str], outputs: list[str]) -> None:
         super().__init__()
-        self._plan, self._framework = plan, framework
+        self._graph = graph
         self.input_names, self.output_names = inputs, outputs
         self._keys: dict[str, str] = {}
-        for i, (name, value) in enumerate(plan.parameters.items()):
-            key = f"p{i}"
-            self._keys[name] = key
-            self.register_parameter(key, torch.nn.Parameter(from_numpy(value, framework.device)))
+        for i, (name, parameter) in enumerate(weights.items()):
+            self._keys[name] = f"p{i}"
+            self.register_parameter(f"p{i}", parameter)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
-        feeds = dict(zip(self.input_names, inputs, strict=True))
-        feeds.update({name: getattr(self, key) for name, key in self._keys.items()})
-        outputs = self._plan.run(self._framework, feeds)
-        outputs = [_as_tensor(self._framework, o) for o in outputs]
+        weights = {n: getattr(self, k) for n, k in self._keys.items()}
+        device = inputs[0].device if inputs else torch.device("cpu")
+        # Tensors the operators make (indices, masks, constants) go where the inputs are.
+        with contextlib.nullcontext() if device.type == "cpu" else device:
+            outputs = self._graph(weights, *inputs)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
 
-def _as_tensor(framework: TorchFramework, value: Any) -> Any:
-    """Host results (folded constants, shapes) as tensors, where torch has their dtype."""
-    if not isinstance(value, np.ndarray):
-        return value
-    try:
-        return framework.asarray(value)
-    except HostFallback:
-        return value
-
-
 class TorchSession(TranslatingSession):
-    def __init__(self, backend: TorchBackend, model: onnx.ModelProto, device: str) -> None:
-        framework = TorchFramework(device)
-        # Float initializers are trainable parameters; the rest stay host constants, so that
-        # shapes and axes among them remain Python values while tracing.
-        params = [t.name for t in model.graph.initializer
-                  if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
-                                     onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)]
-        plan = plan_model(model, parameters=params)
-        super().__init__(backend, model, device, framework, plan)
-        self.module = OnnxModule(plan, framework, [s.name for s in self.inputs],
+    trainable = True
+    framework: TorchFramework
+
+    def __init__(self, backend: TorchBackend, model: onnx.ModelProto, device: str,
+                 options: FoldOptions) -> None:
+        super().__init__(backend, model, device, options)
+        self.module = OnnxModule(self._graph, self.weights, self._names,
                                  [o.name for o in self.outputs]).eval()
 
-    def _execute(self, native_feeds: dict[str, Any]) -> list[Any]:
-        with torch.no_grad():
-            result = self.module(*(native_feeds[s.name] for s in self.inputs))
-        outputs = list(result) if isinstance(result, tuple) else [result]
-        device = self.module._framework.device
+    def _scope(self) -> contextlib.AbstractContextManager[Any]:
+        device = self.framework.device
+        # a device as a context: the tensors that operators make are made there
+        return torch.no_grad() if device.type == "cpu" else scopes(torch.no_grad(), device)
+
+    def _weights(self, parameters: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return {name: torch.nn.Parameter(t) for name, t in super()._weights(parameters).items()}
+
+    def _synchronize(self, outputs: list[Any]) -> list[Any]:
+        device = self.framework.device
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return outputs
-
-    def _plan_feeds(self, native_feeds: dict[str, Any]) -> dict[str, Any]:
-        module = self.module
-        return {**native_feeds, **{n: getattr(module, k) for n, k in module._keys.items()}}
-
-    def run_traced(self, feeds: Any) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            return super().run_traced(feeds)
 
     def native(self) -> torch.nn.Module:
         """The model as an ``nn.Module``: call it with tensors in graph-input order."""
@@ -197,10 +186,10 @@ class TorchSession(TranslatingSession):
 class TorchBackend(TranslatingBackend):
     name = "torch"
     devices = ("cpu", "cuda")
-    Options = NoOptions
+    session_type = TorchSession
 
-    def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> TorchSession:
-        return TorchSession(self, model, device)
+    def framework(self, device: str) -> TorchFramework:
+        return TorchFramework(device)
 
     def supports_device(self, device: str) -> bool:
         kind = device.split(":")[0].lower()

@@ -137,8 +137,7 @@ def _windows(x: torch.Tensor, kernel: list[int], strides: list[int],
 
 
 def pool(x: torch.Tensor, kind: str, kernel: list[int], strides: list[int],
-         dilations: list[int], begin: list[int], end: list[int],
-         pad_is_neutral: bool) -> torch.Tensor:
+         dilations: list[int], begin: list[int], end: list[int]) -> torch.Tensor:
     nd = len(kernel)
     if kind == "max":
         if (nd <= 3 and x.is_floating_point() and begin == end
@@ -150,38 +149,16 @@ def pool(x: torch.Tensor, kind: str, kernel: list[int], strides: list[int],
             return _MAX_POOL[nd](padded, kernel, strides, 0, dilations)
         return _windows(padded, kernel, strides, dilations).amax(dim=tuple(range(-nd, 0)))
     padded = _pad_spatial(x, begin, end)
-    if nd <= 3 and all(d == 1 for d in dilations):
-        total = _AVG_POOL[nd](padded, kernel, strides) * math.prod(kernel)
-    else:
-        total = _windows(padded, kernel, strides, dilations).sum(dim=tuple(range(-nd, 0)))
-    if kind == "sum":
-        return total
-    ones = _pad_spatial(torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device),
-                        begin, end)
-    counts = _windows(ones, kernel, strides, dilations).sum(dim=tuple(range(-nd, 0)))
-    return total / counts
+    if nd <= 3 and all(d == 1 for d in dilations) and x.is_floating_point():
+        return _AVG_POOL[nd](padded, kernel, strides) * math.prod(kernel)
+    return _windows(padded, kernel, strides, dilations).sum(dim=tuple(range(-nd, 0)))
 
 
 def max_pool_with_indices(x: torch.Tensor, kernel: list[int], strides: list[int],
-                          dilations: list[int], begin: list[int], end: list[int],
-                          storage_order: int) -> tuple[torch.Tensor, torch.Tensor]:
-    nd = len(kernel)
+                          dilations: list[int], begin: list[int], end: list[int]
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
     padded = _pad_spatial(x, begin, end, -math.inf)
-    values, flat = _MAX_POOL[nd](padded, kernel, strides, 0, dilations, return_indices=True)
-    spatial = list(x.shape[2:])
-    padded_shape = list(padded.shape[2:])
-    coords = []
-    for axis in range(nd - 1, -1, -1):  # unravel in the padded plane, then unpad
-        coords.append(flat % padded_shape[axis] - begin[axis])
-        flat = flat // padded_shape[axis]
-    coords.reverse()
-    order = range(nd) if not storage_order else range(nd - 1, -1, -1)
-    index = torch.zeros_like(coords[0])
-    for axis in order:
-        index = index * spatial[axis] + coords[axis]
-    n, c = x.shape[:2]
-    image = (torch.arange(n * c, device=x.device) * math.prod(spatial)).reshape(n, c, *[1] * nd)
-    return values, index + image
+    return _MAX_POOL[len(kernel)](padded, kernel, strides, 0, dilations, return_indices=True)
 
 
 _REDUCE = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
