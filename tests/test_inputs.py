@@ -69,3 +69,58 @@ def test_an_empty_optional_input_is_fed_as_none() -> None:
         session = modelport.get_backend(backend).prepare(model)
         assert session.run([None])["has"].item() is False
         assert session.run({"o": np.ones(2, np.float32)})["has"].item() is True
+
+
+def _string_model() -> object:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("StringConcat", ["text", "text"], ["twice"])],
+        "strings", [helper.make_tensor_value_info("text", TensorProto.STRING, ["n"])],
+        [helper.make_tensor_value_info("twice", TensorProto.STRING, ["n"])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+
+
+STRING_FEEDS = {
+    "str array": np.array(["red", "blue"]), "bytes array": np.array([b"red", b"blue"]),
+    "list of str": ["red", "blue"], "list of bytes": [b"red", b"blue"],
+    "object array": np.array(["red", b"blue"], dtype=object),
+}
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "reference", "numpy", "torch", "jax",
+                                     "tensorflow"])
+@pytest.mark.parametrize("feed", STRING_FEEDS)
+def test_string_inputs_from_str_and_bytes(backend: str, feed: str) -> None:
+    import modelport
+
+    session = modelport.get_backend(backend).prepare(_string_model())
+    out = session.run({"text": STRING_FEEDS[feed]})["twice"]
+    assert [str(s) for s in out] == ["redred", "blueblue"]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (np.array([1, 2]), "has dtype int64, expected STRING: give str or bytes"),
+    (np.array([b"\xff"]), "element (0,) is not UTF-8"),
+    (np.array(["a", 3], dtype=object), "element (1,) is a int, not a string"),
+])
+def test_string_input_errors_say_what_a_string_input_takes(value: object, message: str) -> None:
+    from modelport.inputs import check_feeds
+
+    with pytest.raises(InputError) as info:
+        check_feeds([TensorSpec("text", 8, ("n",))], {"text": value})
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(("elem_type", "advice"), [
+    (16, ".astype(ml_dtypes.bfloat16)"), (1, ".astype(np.float32)")])
+def test_a_wrong_dtype_gets_advice_that_runs(elem_type: int, advice: str) -> None:
+    import ml_dtypes
+
+    from modelport.inputs import check_feeds
+
+    with pytest.raises(InputError) as info:
+        check_feeds([TensorSpec("x", elem_type, (2,))], {"x": np.zeros(2, np.int8)})
+    assert advice in str(info.value)
+    converted = eval(f"np.zeros(2, np.int8){advice}", {"np": np, "ml_dtypes": ml_dtypes})
+    check_feeds([TensorSpec("x", elem_type, (2,))], {"x": converted})

@@ -114,15 +114,26 @@ def test_an_override_of_an_empty_tensor_is_empty(framework: str) -> None:
         assert run(fw, case, [x]).shape == (0, 5)
 
 
-def test_a_traced_if_agrees_with_python_if() -> None:
-    jax_module = pytest.importorskip("modelport.backends.jax")
-    import jax
-    import jax.numpy as jnp
+def _traced(framework: str, fn: Any) -> Any:
+    if framework == "jax":
+        import jax
 
-    cond = jax_module.JaxFramework.overrides["cond"]
-    traced = jax.jit(lambda p, x: cond(p, lambda: [x + 1], lambda: [x - 1]))
-    x = jnp.arange(3.0)
+        return jax.jit(fn)
+    import tensorflow as tf
+
+    return tf.function(fn, autograph=False)
+
+
+@pytest.mark.parametrize("framework", ["jax", "tensorflow"])
+def test_a_traced_if_agrees_with_python_if(framework: str) -> None:
+    fw = next(f for f in frameworks() if f.name == framework)
+    cond = fw.overrides["cond"]
+
+    def choose(p: Any, x: Any) -> Any:
+        return cond(p, lambda: [x + 1], lambda: [x - 1])
+
+    x = fw.asarray(np.arange(3.0))
     for pred in (True, False):
-        expected = x + 1 if pred else x - 1
-        np.testing.assert_array_equal(np.asarray(traced(jnp.asarray(pred), x)[0]),
-                                      np.asarray(expected))
+        for call in (choose, _traced(framework, choose)):  # eager: Python decides
+            got = call(fw.asarray(np.array(pred)), x)[0]
+            np.testing.assert_array_equal(fw.to_host(got), np.arange(3.0) + (1 if pred else -1))

@@ -66,6 +66,8 @@ def _by_name(specs: Sequence[TensorSpec], feeds: Feeds) -> Mapping[str, Any]:
 def _as_array(spec: TensorSpec, value: Any, problems: list[str]) -> np.ndarray | None:
     expected = spec.dtype
     assert expected is not None  # sequences and optionals are passed through by check_feeds
+    if expected == np.dtype(object):
+        return _as_strings(spec, value, problems)
     if not isinstance(value, np.ndarray | np.generic):
         # Python scalars and lists carry no dtype of their own: give them the model's.
         try:
@@ -75,11 +77,37 @@ def _as_array(spec: TensorSpec, value: Any, problems: list[str]) -> np.ndarray |
             return None
     array = np.asarray(value)
     if array.dtype != expected:
+        name = np.dtype(expected).name
+        where = "np" if hasattr(np, name) else "ml_dtypes"  # bfloat16, float8_*, int4, ...
         problems.append(f"input {spec.name!r} has dtype {array.dtype}, expected "
-                        f"{spec.dtype_name} ({np.dtype(expected).name}); convert it with "
-                        f".astype(np.{np.dtype(expected).name})")
+                        f"{spec.dtype_name} ({name}); convert it with .astype({where}.{name})")
         return None
     return array
+
+
+def _as_strings(spec: TensorSpec, value: Any, problems: list[str]) -> np.ndarray | None:
+    """A STRING feed as onnx runtimes take it: an object array of ``str``. numpy ``str`` and
+    ``bytes`` arrays, lists of either, and object arrays of either are accepted; bytes must be
+    UTF-8."""
+    array = np.asarray(value, dtype=object if not isinstance(value, np.ndarray) else None)
+    if array.dtype.kind not in "USO":
+        problems.append(f"input {spec.name!r} has dtype {array.dtype}, expected STRING: give "
+                        f"str or bytes (a list, or a numpy array of dtype str, bytes or object)")
+        return None
+    strings = np.empty(array.shape, dtype=object)
+    for index, item in np.ndenumerate(array):
+        if isinstance(item, bytes | np.bytes_):
+            try:
+                item = bytes(item).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                problems.append(f"input {spec.name!r}: element {index} is not UTF-8 ({exc})")
+                return None
+        if not isinstance(item, str):
+            problems.append(f"input {spec.name!r}: element {index} is a "
+                            f"{type(item).__name__}, not a string")
+            return None
+        strings[index] = str(item)
+    return strings
 
 
 def _check_shape(spec: TensorSpec, shape: tuple[int, ...],

@@ -109,6 +109,11 @@ class Framework:
 
         return int(onnx.helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype))
 
+    def tracing(self, value: Any) -> bool:
+        """True while ``value`` is symbolic (``jax.jit``, ``torch.export``, a ``tf.function``
+        graph): its contents cannot be read, so an operator cannot branch on them."""
+        return False
+
     def lacks_kernel(self, error: Exception) -> bool:
         """True when ``error`` says the framework has no kernel for an operation on these
         dtypes: the node then runs on numpy instead (eager mode only)."""
@@ -144,3 +149,10 @@ def native(ctx: OpContext, name: str) -> Callable[..., Any] | None:
     declared override to it.
     """
     return ctx.fw.overrides.get(name)
+
+
+def truth(ctx: OpContext, value: Any) -> bool:
+    """The first element of a host or framework value as a Python bool (an If's condition, a
+    guard's test). Reading a framework value waits for it; while tracing it cannot be read."""
+    host = ctx.fw.to_host(value) if ctx.fw.is_native(value) else value
+    return bool(np.asarray(host).reshape(-1)[0])

@@ -11,15 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.context import native
+from modelport.ops.context import native, truth
 from modelport.ops.registry import op
 
 VERSIONS = (1, 11, 13, 16, 19, 21, 23, 24, 25)
-
-
-def _truth(ctx: Any, value: Any) -> bool:
-    host = ctx.fw.to_host(value) if ctx.fw.is_native(value) else value
-    return bool(np.asarray(host).reshape(-1)[0])
 
 
 @op("If", *VERSIONS)
@@ -29,7 +24,7 @@ def if_(ctx: Any, cond: Any, *, then_branch: Any, else_branch: Any) -> Any:
         # The framework's own conditional: both branches are traced, one runs.
         return traced_cond(cond, lambda: then_branch.run(ctx.fw, {}, outer=ctx.scope),
                            lambda: else_branch.run(ctx.fw, {}, outer=ctx.scope))
-    branch = then_branch if _truth(ctx, cond) else else_branch
+    branch = then_branch if truth(ctx, cond) else else_branch
     return tuple(branch.run(ctx.fw, {}, outer=ctx.scope))
 
 
@@ -38,7 +33,7 @@ def loop(ctx: Any, trip_count: Any, cond: Any, *carried: Any, body: Any) -> Any:
     xp = ctx.xp
     limit = None if trip_count is None else int(np.asarray(
         ctx.fw.to_host(trip_count) if ctx.fw.is_native(trip_count) else trip_count))
-    keep_going = True if cond is None else _truth(ctx, cond)
+    keep_going = True if cond is None else truth(ctx, cond)
     names = body.inputs
     n_carried = len(carried)
     state = list(carried)
@@ -50,7 +45,7 @@ def loop(ctx: Any, trip_count: Any, cond: Any, *carried: Any, body: Any) -> Any:
             feeds[names[1]] = np.array(keep_going)
         feeds.update(zip(names[2:], state, strict=False))
         outs = body.run(ctx.fw, feeds, outer=ctx.scope)
-        keep_going = _truth(ctx, outs[0])
+        keep_going = truth(ctx, outs[0])
         state = list(outs[1:1 + n_carried])
         for j, value in enumerate(outs[1 + n_carried:]):
             if len(scans) <= j:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.context import native
+from modelport.ops.context import native, truth
 from modelport.ops.registry import op
 from modelport.ops.shape import normalize_axis, shape_of
 
@@ -129,9 +129,22 @@ def max_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     # ONNX Runtime and the reference evaluator take the largest number of a window and pass
     # over NaN (a window of NaN alone stays NaN); pooling kernels would propagate it
     nan = xp.isnan(x)
-    largest = ctx.k.pool(xp.where(nan, xp.asarray(-math.inf, dtype=x.dtype), x), "max", *args)
-    numbers = ctx.k.pool(xp.astype(~nan, x.dtype), "max", *args)
-    return xp.where(numbers > 0, largest, xp.asarray(math.nan, dtype=x.dtype))
+
+    def passing_over_nan() -> tuple[Any]:
+        largest = ctx.k.pool(xp.where(nan, xp.asarray(-math.inf, dtype=x.dtype), x), "max",
+                             *args)
+        numbers = ctx.k.pool(xp.astype(~nan, x.dtype), "max", *args)
+        return (xp.where(numbers > 0, largest, xp.asarray(math.nan, dtype=x.dtype)),)
+
+    # Without NaN (the common case) one pool does: decided in Python where the values can be
+    # read, by the framework's conditional while tracing, else always the general way.
+    traced_cond = native(ctx, "cond")
+    if ctx.fw.tracing(nan):
+        if traced_cond is None:
+            return passing_over_nan()[0]
+        return traced_cond(xp.any(nan), passing_over_nan,
+                           lambda: (ctx.k.pool(x, "max", *args),))[0]
+    return passing_over_nan()[0] if truth(ctx, xp.any(nan)) else ctx.k.pool(x, "max", *args)
 
 
 def _pool_index(ctx: Any, x: Any, position: Any, begin: list[int], end: list[int],

@@ -55,6 +55,9 @@ class JaxFramework(Framework):
             raise HostFallback("strings stay numpy arrays")
         return jax.device_put(value, self.device)
 
+    def tracing(self, value: Any) -> bool:
+        return isinstance(value, jax.core.Tracer)
+
     def to_host(self, value: Any) -> np.ndarray:
         if isinstance(value, jax.core.Tracer):
             raise BackendError("this operator needs a value known while tracing (a shape, an "

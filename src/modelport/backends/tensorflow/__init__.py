@@ -65,7 +65,7 @@ class TensorFlowFramework(Framework):
     k = kernels
     overrides: ClassVar[Mapping[str, Callable[..., Any]]] = {
         "relu": kernels.relu, "sigmoid": kernels.sigmoid, "gelu": kernels.gelu,
-        "softmax": kernels.softmax}
+        "softmax": kernels.softmax, "cond": kernels.cond}
 
     def is_native(self, value: Any) -> bool:
         return tf.is_tensor(value)
@@ -78,6 +78,9 @@ class TensorFlowFramework(Framework):
         if dtype == tf.bfloat16:
             return tf.cast(tf.constant(array.astype(np.float32)), tf.bfloat16)
         return tf.constant(array, dtype=dtype)
+
+    def tracing(self, value: Any) -> bool:
+        return not tf.executing_eagerly()
 
     def to_host(self, value: Any) -> np.ndarray:
         if not tf.executing_eagerly() and not hasattr(value, "numpy"):

@@ -35,6 +35,28 @@ def softmax(x: tf.Tensor, axis: int) -> tf.Tensor:
     return tf.where(poisoned, tf.constant(float("nan"), x.dtype), tf.nn.softmax(x, axis=axis))
 
 
+def cond(pred: tf.Tensor, then_fn: Any, else_fn: Any) -> tuple[Any, ...]:
+    """If: Python decides an eager condition; in a graph it becomes ``tf.cond``, whose
+    branches must give tensors of one structure. Where they do not (sequences, optionals),
+    tracing stops and the session runs eagerly."""
+    from modelport.errors import BackendError
+
+    if tf.executing_eagerly():
+        return tuple((then_fn if bool(tf.reshape(pred, [-1])[0]) else else_fn)())
+
+    def branch(fn: Any) -> Any:
+        def run() -> tuple[tf.Tensor, ...]:
+            outputs = fn()
+            if not all(tf.is_tensor(v) or isinstance(v, np.ndarray) for v in outputs):
+                raise BackendError("an If branch gives sequences or optionals")
+            return tuple(tf.convert_to_tensor(v) for v in outputs)
+
+        return run
+
+    return tuple(tf.cond(tf.cast(tf.reshape(pred, [-1])[0], tf.bool), branch(then_fn),
+                         branch(else_fn)))
+
+
 def pad(x: tf.Tensor, widths: list[list[int]], mode: str, value: Any) -> tf.Tensor:
     if mode == "constant":
         return tf.pad(x, widths, constant_values=tf.cast(value, x.dtype))

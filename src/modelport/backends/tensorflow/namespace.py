@@ -8,6 +8,7 @@ each function the shared operators call onto TensorFlow, with array-API semantic
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -36,7 +37,7 @@ _KINDS = {
 def isdtype(dtype: Any, kind: str | tuple[str, ...]) -> Any:
     dtype = tf.as_dtype(dtype)
     kinds = (kind,) if isinstance(kind, str) else kind
-    return any(_KINDS[k](dtype) for k in kinds)
+    return builtins.any(_KINDS[k](dtype) for k in kinds)  # `any` here is the array API's
 
 
 def iinfo(dtype: Any) -> Any:
@@ -110,6 +111,8 @@ mean = _reduce(tf.reduce_mean)
 max = _reduce(tf.reduce_max)
 min = _reduce(tf.reduce_min)
 var = _reduce(tf.math.reduce_variance)
+any = _reduce(tf.reduce_any)
+all = _reduce(tf.reduce_all)
 
 
 def _arg(fn: Any) -> Any:

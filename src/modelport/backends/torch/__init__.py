@@ -93,6 +93,9 @@ class TorchFramework(Framework):
     def is_native(self, value: Any) -> bool:
         return isinstance(value, torch.Tensor)
 
+    def tracing(self, value: Any) -> bool:
+        return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
     def lacks_kernel(self, error: Exception) -> bool:
         # torch's words for a dtype without a kernel (most uint16/32/64 arithmetic)
         return isinstance(error, RuntimeError) and "not implemented for" in str(error)
