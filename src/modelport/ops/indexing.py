@@ -17,7 +17,7 @@ def _wrap(ctx: Any, indices: Any, size: int) -> Any:
     return xp.where(indices < 0, indices + size, indices)
 
 
-@op("Gather", 11, 13)
+@op("Gather", 1, 11, 13)  # 11 only spelled out negative indices
 def gather(ctx: Any, data: Any, indices: Any, *, axis: int = 0) -> Any:
     xp = ctx.xp
     axis = normalize_axis(axis, len(data.shape))

@@ -66,7 +66,7 @@ def _geometry(x: Any, kernel: list[int], strides: list[int] | None,
     return strides, dilations, out, begin, end
 
 
-@op("Conv", 11, 22)
+@op("Conv", 1, 11, 22)  # 1 and 11 differ only in the wording of the defaults
 def conv(ctx: Any, x: Any, w: Any, b: Any = None, *, auto_pad: str = "NOTSET",
          dilations: list[int] | None = None, group: int = 1,
          kernel_shape: list[int] | None = None, pads: list[int] | None = None,
@@ -76,7 +76,7 @@ def conv(ctx: Any, x: Any, w: Any, b: Any = None, *, auto_pad: str = "NOTSET",
     return ctx.k.conv(x, w, b, strides, begin, end, dilations, group)
 
 
-@op("ConvTranspose", 11, 22)
+@op("ConvTranspose", 1, 11, 22)
 def conv_transpose(ctx: Any, x: Any, w: Any, b: Any = None, *, auto_pad: str = "NOTSET",
                    dilations: list[int] | None = None, group: int = 1,
                    kernel_shape: list[int] | None = None,
@@ -114,7 +114,7 @@ def _pool_args(x: Any, kernel_shape: list[int], strides: Any, dilations: Any, pa
     return list(kernel_shape), strides, dilations, begin, end
 
 
-@op("MaxPool", 8, 10, 11, 12, 22)
+@op("MaxPool", 1, 8, 10, 11, 12, 22)  # 1: no Indices, storage_order, dilations or ceil_mode
 def max_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
              dilations: list[int] | None = None, kernel_shape: list[int],
              pads: list[int] | None = None, storage_order: int = 0,
@@ -249,6 +249,17 @@ def batch_normalization(ctx: Any, x: Any, scale: Any, bias: Any, mean: Any, var:
         return fast(x, scale, bias, mean, var, epsilon)
     inv = scale / xp.sqrt(var + epsilon)
     return x * _channel(x, inv, ctx) + _channel(x, bias - mean * inv, ctx)
+
+
+@op("BatchNormalization", 7)
+def batch_normalization_7(ctx: Any, x: Any, scale: Any, bias: Any, mean: Any, var: Any, *,
+                          epsilon: float = 1e-5, momentum: float = 0.9, spatial: int = 1) -> Any:
+    """Version 7 (inference): ``spatial`` 1 is version 9's per-channel normalization; 0 gives
+    every element of (C, D1, ...) statistics of its own, broadcast over the batch."""
+    if spatial:
+        return batch_normalization(ctx, x, scale, bias, mean, var, epsilon=epsilon)
+    inv = scale / ctx.xp.sqrt(var + epsilon)
+    return x * inv + (bias - mean * inv)
 
 
 @op("InstanceNormalization", 6, 22)

@@ -87,13 +87,13 @@ def _register_reductions() -> None:
 _register_reductions()
 
 
-@op("ArgMax", 11, 12, 13)
+@op("ArgMax", 1, 11, 12, 13)  # 1 and 11 differ only in accepting negative axes
 def arg_max(ctx: Any, x: Any, *, axis: int = 0, keepdims: int = 1,
             select_last_index: int = 0) -> Any:
     return _arg(ctx, x, axis, keepdims, select_last_index, ctx.xp.argmax)
 
 
-@op("ArgMin", 11, 12, 13)
+@op("ArgMin", 1, 11, 12, 13)
 def arg_min(ctx: Any, x: Any, *, axis: int = 0, keepdims: int = 1,
             select_last_index: int = 0) -> Any:
     return _arg(ctx, x, axis, keepdims, select_last_index, ctx.xp.argmin)
@@ -185,7 +185,7 @@ for _name, _fn in (("Softmax", softmax_along), ("LogSoftmax", log_softmax_along)
     def _v13(ctx: Any, x: Any, *, axis: int = -1, _fn: Any = _fn) -> Any:
         return _fn(ctx, x, normalize_axis(axis, len(x.shape)))
 
-    op(_name, 11)(_v11)
+    op(_name, 1, 11)(_v11)  # 11 only added negative axes to 1's 2-D coercion
     op(_name, 13)(_v13)
 
 

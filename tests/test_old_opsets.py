@@ -1,0 +1,93 @@
+"""Files at old opsets, as the TorchScript exporter writes them (and the ONNX Model Zoo holds):
+every translating backend runs them and agrees with ONNX Runtime."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+import modelport
+
+torch = pytest.importorskip("torch")
+
+
+class Net(torch.nn.Module):  # type: ignore[misc]
+    """Conv, BatchNormalization, Upsample/Resize, MaxPool, Pad, Split, Gather, Softmax,
+    LogSoftmax and ArgMax: the operators whose old versions differ in name or attributes."""
+
+    def __init__(self, upsample: bool) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.up = torch.nn.Upsample(scale_factor=2, mode="nearest") if upsample else None
+        self.deconv = torch.nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.fc = torch.nn.Linear(4, 5)
+        self.table = torch.nn.Parameter(torch.randn(5, 3))
+
+    def forward(self, x: Any) -> Any:
+        y = torch.relu(self.bn(self.conv(x)))
+        if self.up is not None:
+            y = self.up(y)
+        y = torch.nn.functional.max_pool2d(y, 2)
+        y = self.deconv(y)
+        logits = self.fc(y.mean(dim=(2, 3)))
+        first, _ = y.split([1, 3], dim=1)
+        picked = self.table[logits.argmax(dim=1)]
+        return (torch.softmax(logits, dim=1), torch.log_softmax(logits, dim=1), picked,
+                torch.nn.functional.pad(first, (1, 1, 0, 0)))
+
+
+def exported(opset: int) -> onnx.ModelProto:
+    torch.manual_seed(opset)
+    net = Net(upsample=opset >= 9).eval()  # the exporter cannot write Upsample below opset 9
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.randn(2, 3, 8, 8), buffer, opset_version=opset,
+                          dynamo=False, input_names=["x"])
+    model = onnx.load_from_string(buffer.getvalue())
+    assert model.opset_import[0].version == opset
+    return model
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+@pytest.mark.parametrize("opset", [7, 9, 10, 11])
+def test_the_torchscript_exporter_at_an_old_opset(opset: int, backend: str) -> None:
+    import onnxruntime
+
+    model = exported(opset)
+    x = np.random.default_rng(opset).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    want = onnxruntime.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    got = modelport.get_backend(backend).prepare(model).run({"x": x})
+    for output, expected in zip(model.graph.output, want, strict=True):
+        np.testing.assert_allclose(got[output.name], expected, rtol=1e-4, atol=1e-5,
+                                   err_msg=f"{output.name} at opset {opset}")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+@pytest.mark.parametrize("spatial", [0, 1])
+def test_batch_normalization_7_spatial(backend: str, spatial: int) -> None:
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(spatial)
+    stats = (3, 4, 5) if spatial == 0 else (3,)  # spatial 0: one statistic per element
+    params = [rng.standard_normal(stats).astype(np.float32) for _ in range(3)]
+    params.append(rng.uniform(0.5, 2, stats).astype(np.float32))
+    names = ["scale", "bias", "mean", "var"]
+    graph = helper.make_graph(
+        [helper.make_node("BatchNormalization", ["x", *names], ["y"], spatial=spatial,
+                          epsilon=1e-3)], "bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4, 5])],
+        [numpy_helper.from_array(p, n) for p, n in zip(params, names, strict=True)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)], ir_version=3)
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    (want,) = onnxruntime.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    got = modelport.get_backend(backend).prepare(model).run({"x": x})["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
