@@ -91,3 +91,50 @@ def test_batch_normalization_7_spatial(backend: str, spatial: int) -> None:
     (want,) = onnxruntime.InferenceSession(model.SerializeToString()).run(None, {"x": x})
     got = modelport.get_backend(backend).prepare(model).run({"x": x})["y"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_upsample_7_with_scales_as_an_attribute(backend: str, mode: str) -> None:
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Upsample", ["x"], ["y"], mode=mode, scales=[1.0, 1.0, 2.0, 3.0])],
+        "up", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 6, 12])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)], ir_version=3)
+    x = np.random.default_rng(0).standard_normal((1, 2, 3, 4)).astype(np.float32)
+    (want,) = onnxruntime.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    got = modelport.get_backend(backend).prepare(model).run({"x": x})["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+UNARY_1 = ["Abs", "Ceil", "Exp", "Floor", "Log", "Neg", "Sqrt", "Tanh", "Reciprocal", "Relu",
+           "Sigmoid", "Elu", "Selu", "LeakyRelu", "HardSigmoid"]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+def test_version_1_activations_with_consumed_inputs(backend: str) -> None:
+    # Files from opsets 1-5 carry `consumed_inputs`, an in-place hint; it changes nothing.
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    nodes = [helper.make_node(name, ["x"], [name], consumed_inputs=[0]) for name in UNARY_1]
+    graph = helper.make_graph(
+        nodes, "v1", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [7])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [7]) for name in UNARY_1])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 5)], ir_version=3)
+    x = np.array([0.25, 1.5, 3.0, 0.75, 2.0, 0.1, 5.0], np.float32)
+    got = modelport.get_backend(backend).prepare(model).run({"x": x})
+    # The anchor: each activation at version 6, which the v1 schema says it equals.
+    for name in UNARY_1:
+        node = helper.make_node(name, ["x"], ["y"])
+        v6 = helper.make_model(helper.make_graph(
+            [node], "v6", graph.input, [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                                      [7])]),
+            opset_imports=[helper.make_opsetid("", 6)], ir_version=3)
+        (want,) = ReferenceEvaluator(v6).run(None, {"x": x})
+        if name == "Selu":  # version 1's defaults: alpha 1.6732, gamma 1.0507 (6 adds digits)
+            want = 1.0507 * np.where(x > 0, x, 1.6732 * np.expm1(x))
+        np.testing.assert_allclose(got[name], want, rtol=1e-4, err_msg=name)

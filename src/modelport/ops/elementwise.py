@@ -22,21 +22,23 @@ def _unary(name: str, versions: tuple[int, ...], fn_name: str) -> None:
     op(name, *versions)(unary)
 
 
+# Version 1 of the activations and math functions differs from 6 only by `consumed_inputs`, a
+# legacy in-place hint without effect on results (the registry drops it).
 for _name, _versions, _fn in [
-    ("Abs", (6, 13), "abs"), ("Acos", (7, 22), "acos"), ("Acosh", (9, 22), "acosh"),
+    ("Abs", (1, 6, 13), "abs"), ("Acos", (7, 22), "acos"), ("Acosh", (9, 22), "acosh"),
     ("Asin", (7, 22), "asin"), ("Asinh", (9, 22), "asinh"), ("Atan", (7, 22), "atan"),
-    ("Atanh", (9, 22), "atanh"), ("Ceil", (6, 13), "ceil"), ("Cos", (7, 22), "cos"),
-    ("Cosh", (9, 22), "cosh"), ("Exp", (6, 13), "exp"), ("Floor", (6, 13), "floor"),
-    ("Log", (6, 13), "log"), ("Neg", (6, 13), "negative"), ("Sin", (7, 22), "sin"),
-    ("Sinh", (9, 22), "sinh"), ("Sqrt", (6, 13), "sqrt"), ("Tan", (7, 22), "tan"),
-    ("Tanh", (6, 13), "tanh"), ("Not", (1,), "logical_not"), ("Round", (11, 22), "round"),
+    ("Atanh", (9, 22), "atanh"), ("Ceil", (1, 6, 13), "ceil"), ("Cos", (7, 22), "cos"),
+    ("Cosh", (9, 22), "cosh"), ("Exp", (1, 6, 13), "exp"), ("Floor", (1, 6, 13), "floor"),
+    ("Log", (1, 6, 13), "log"), ("Neg", (1, 6, 13), "negative"), ("Sin", (7, 22), "sin"),
+    ("Sinh", (9, 22), "sinh"), ("Sqrt", (1, 6, 13), "sqrt"), ("Tan", (7, 22), "tan"),
+    ("Tanh", (1, 6, 13), "tanh"), ("Not", (1,), "logical_not"), ("Round", (11, 22), "round"),
     ("Sign", (9, 13), "sign"), ("IsNaN", (9, 13, 20), "isnan"),
     ("BitwiseNot", (18,), "bitwise_invert"),
 ]:
     _unary(_name, _versions, _fn)
 
 
-@op("Reciprocal", 6, 13)
+@op("Reciprocal", 1, 6, 13)
 def reciprocal(ctx: Any, x: Any) -> Any:
     return 1 / x
 
@@ -60,14 +62,14 @@ def is_inf(ctx: Any, x: Any, *, detect_negative: int, detect_positive: int) -> A
 # --- activations ------------------------------------------------------------------------------
 
 
-@op("Relu", 6, 13, 14)
+@op("Relu", 1, 6, 13, 14)
 def relu(ctx: Any, x: Any) -> Any:
     if fast := native(ctx, "relu"):
         return fast(x)
     return ctx.xp.maximum(x, ctx.xp.zeros_like(x))  # NaN stays NaN, as in the reference
 
 
-@op("Sigmoid", 6, 13)
+@op("Sigmoid", 1, 6, 13)
 def sigmoid(ctx: Any, x: Any) -> Any:
     if fast := native(ctx, "sigmoid"):
         return fast(x)
@@ -84,7 +86,7 @@ def softsign(ctx: Any, x: Any) -> Any:
     return x / (1 + ctx.xp.abs(x))
 
 
-@op("Elu", 6, 22)
+@op("Elu", 1, 6, 22)
 def elu(ctx: Any, x: Any, *, alpha: float) -> Any:
     return ctx.xp.where(x >= 0, x, alpha * ctx.xp.expm1(_negative(ctx, x)))
 
@@ -100,12 +102,12 @@ def celu(ctx: Any, x: Any, *, alpha: float) -> Any:
     return ctx.xp.where(x >= 0, x, alpha * ctx.xp.expm1(_negative(ctx, x) / alpha))
 
 
-@op("Selu", 6, 22)
+@op("Selu", 1, 6, 22)
 def selu(ctx: Any, x: Any, *, alpha: float, gamma: float) -> Any:
     return gamma * ctx.xp.where(x >= 0, x, alpha * ctx.xp.expm1(_negative(ctx, x)))
 
 
-@op("LeakyRelu", 6, 16)
+@op("LeakyRelu", 1, 6, 16)
 def leaky_relu(ctx: Any, x: Any, *, alpha: float) -> Any:
     return ctx.xp.where(x >= 0, x, alpha * x)
 
@@ -120,7 +122,7 @@ def thresholded_relu(ctx: Any, x: Any, *, alpha: float) -> Any:
     return ctx.xp.where(x > alpha, x, ctx.xp.zeros_like(x))
 
 
-@op("HardSigmoid", 6, 22)
+@op("HardSigmoid", 1, 6, 22)
 def hard_sigmoid(ctx: Any, x: Any, *, alpha: float, beta: float) -> Any:
     return ctx.xp.clip(alpha * x + beta, 0, 1)
 

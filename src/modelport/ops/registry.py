@@ -96,8 +96,14 @@ def attribute_values(node: Any, schema: Any) -> dict[str, Any]:
             if attr.default_value is not None and attr.default_value.type != 0:
                 values[name] = attribute_value(attr.default_value)
     for attr in node.attribute:
-        values[attr.name] = attribute_value(attr)
+        if attr.name not in _WITHOUT_EFFECT:
+            values[attr.name] = attribute_value(attr)
     return values
+
+
+# Attributes of old versions that never changed a result: opsets 1-5 let an exporter say which
+# inputs a node may overwrite in place.
+_WITHOUT_EFFECT = frozenset({"consumed_inputs"})
 
 
 def attribute_value(attr: Any) -> Any:

@@ -188,3 +188,9 @@ def resize_10(ctx: Any, x: Any, scales: Any, *, mode: str = "nearest") -> Any:
 @op("Upsample", 9, host=(1,))
 def upsample(ctx: Any, x: Any, scales: Any, *, mode: str = "nearest") -> Any:
     return resize_10(ctx, x, scales, mode=mode)
+
+
+@op("Upsample", 7)
+def upsample_7(ctx: Any, x: Any, *, mode: str = "nearest", scales: list[float]) -> Any:
+    """Version 7 (opsets 7 and 8, much of the ONNX Model Zoo): the scales are an attribute."""
+    return resize_10(ctx, x, np.asarray(scales, np.float32), mode=mode)
