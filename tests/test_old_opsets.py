@@ -138,3 +138,34 @@ def test_version_1_activations_with_consumed_inputs(backend: str) -> None:
         if name == "Selu":  # version 1's defaults: alpha 1.6732, gamma 1.0507 (6 adds digits)
             want = 1.0507 * np.where(x > 0, x, 1.6732 * np.expm1(x))
         np.testing.assert_allclose(got[name], want, rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+@pytest.mark.parametrize("op_type", ["Add", "Sub", "Mul", "Div", "Pow"])
+def test_legacy_broadcast_lines_b_up_with_a_at_axis(backend: str, op_type: str) -> None:
+    # Opsets 1-6: B broadcasts only with broadcast=1, its axes matched to A's from `axis`.
+    from onnx import TensorProto, helper
+
+    version = 1 if op_type == "Pow" else 6
+    cases = {"at1": (1, (3,)), "at0": (0, (2, 3)), "suffix": (None, (4,))}
+    nodes, outputs = [], []
+    for name, (axis, _) in cases.items():
+        extra = {} if axis is None else {"axis": axis}
+        nodes.append(helper.make_node(op_type, ["a", f"b_{name}"], [name], broadcast=1, **extra))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [2, 3, 4]))
+    graph = helper.make_graph(
+        nodes, "legacy", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3, 4])]
+        + [helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, list(s))
+           for n, (_, s) in cases.items()], outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)],
+                              ir_version=3)
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.uniform(1, 2, (2, 3, 4)).astype(np.float32)}
+    feeds.update({f"b_{n}": rng.uniform(1, 2, s).astype(np.float32) for n, (_, s) in cases.items()})
+    got = modelport.get_backend(backend).prepare(model).run(feeds)
+    fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+          "Pow": np.power}[op_type]
+    a = feeds["a"]
+    np.testing.assert_allclose(got["at1"], fn(a, feeds["b_at1"][None, :, None]), rtol=1e-6)
+    np.testing.assert_allclose(got["at0"], fn(a, feeds["b_at0"][:, :, None]), rtol=1e-6)
+    np.testing.assert_allclose(got["suffix"], fn(a, feeds["b_suffix"]), rtol=1e-6)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from modelport.ops.context import native
 from modelport.ops.registry import op
+from modelport.ops.shape import normalize_axis, shape_of
 
 
 def _unary(name: str, versions: tuple[int, ...], fn_name: str) -> None:
@@ -193,6 +195,26 @@ def pow_(ctx: Any, a: Any, b: Any) -> Any:
     return xp.astype(xp.pow(a, xp.astype(b, a.dtype)), a.dtype)
 
 
+def _legacy_broadcast(name: str, versions: tuple[int, ...], fn: Callable[..., Any]) -> None:
+    """Versions 1-6 of the binary operators broadcast only when asked (``broadcast=1``), B's
+    axes lined up with A's from ``axis`` (from A's last axes when absent): B gets the trailing
+    unit axes that make that alignment version 7's numpy broadcasting."""
+    def legacy(ctx: Any, a: Any, b: Any, *, broadcast: int = 0, axis: int | None = None) -> Any:
+        rank_a, shape_b = len(shape_of(a)), shape_of(b)
+        if broadcast and axis is not None:
+            trailing = rank_a - normalize_axis(axis, rank_a) - len(shape_b)
+            b = ctx.xp.reshape(b, (*shape_b, *[1] * trailing)) if trailing > 0 else b
+        return fn(ctx, a, b)
+
+    legacy.__name__ = f"{name.lower()}_legacy"
+    op(name, *versions)(legacy)
+
+
+for _name, _impl in (("Add", add), ("Sub", sub), ("Mul", mul), ("Div", div)):
+    _legacy_broadcast(_name, (1, 6), _impl)
+_legacy_broadcast("Pow", (1,), pow_)
+
+
 @op("Mod", 10, 13, 28)
 def mod(ctx: Any, a: Any, b: Any, *, fmod: int) -> Any:
     return ctx.xp.fmod(a, b) if fmod else ctx.xp.remainder(a, b)
@@ -216,6 +238,8 @@ for _name, _versions, _fn in [
         return getattr(ctx.xp, _fn)(a, b)
 
     op(_name, *_versions)(_binary)
+    if _versions[0] == 7:  # And, Or, Xor, Equal, Greater, Less
+        _legacy_broadcast(_name, (1,), _binary)
 
 
 @op("Where", 9, 16)
