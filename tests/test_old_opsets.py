@@ -169,3 +169,100 @@ def test_legacy_broadcast_lines_b_up_with_a_at_axis(backend: str, op_type: str) 
     np.testing.assert_allclose(got["at1"], fn(a, feeds["b_at1"][None, :, None]), rtol=1e-6)
     np.testing.assert_allclose(got["at0"], fn(a, feeds["b_at0"][:, :, None]), rtol=1e-6)
     np.testing.assert_allclose(got["suffix"], fn(a, feeds["b_suffix"]), rtol=1e-6)
+
+
+def _opset_1_model() -> Any:
+    """Version 1 of operators whose attributes became inputs or changed form later."""
+    from onnx import TensorProto, helper
+
+    f = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Concat", ["x", "x"], ["concat"]),  # no axis: 1
+        helper.make_node("Reshape", ["x"], ["reshape"], shape=[3, 8]),
+        helper.make_node("TopK", ["x"], ["top_values", "top_indices"], k=2),
+        helper.make_node("Pad", ["x"], ["pad"], paddings=[0, 1, 0, 2], value=7.0),
+        helper.make_node("Split", ["x", "sizes"], ["split_a", "split_b"], axis=1),
+        helper.make_node("Cast", ["x"], ["cast"], to="INT32"),
+        helper.make_node("Clip", ["x"], ["clip"], max=0.5),
+        helper.make_node("MatMul", ["x", "w"], ["matmul"]),
+        helper.make_node("Flatten", ["x"], ["flatten"]),
+        helper.make_node("Sum", ["x", "x", "x"], ["sum"]),
+        helper.make_node("Max", ["x", "w_t"], ["max"]),
+        helper.make_node("DepthToSpace", ["image"], ["d2s"], blocksize=2),
+        helper.make_node("AveragePool", ["image"], ["avg"], kernel_shape=[2, 2],
+                         pads=[1, 1, 0, 0]),
+    ]
+    graph = helper.make_graph(
+        nodes, "v1",
+        [helper.make_tensor_value_info("x", f, [4, 6]),
+         helper.make_tensor_value_info("w", f, [6, 2]),
+         helper.make_tensor_value_info("w_t", f, [4, 6]),
+         helper.make_tensor_value_info("image", f, [1, 4, 2, 3]),
+         helper.make_tensor_value_info("sizes", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info(n, t, None) for n, t in [
+            ("concat", f), ("reshape", f), ("top_values", f), ("top_indices", TensorProto.INT64),
+            ("pad", f), ("split_a", f), ("split_b", f), ("cast", TensorProto.INT32), ("clip", f),
+            ("matmul", f), ("flatten", f), ("sum", f), ("max", f), ("d2s", f), ("avg", f)]])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 1)], ir_version=3)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+def test_version_1_forms_of_later_inputs_and_attributes(backend: str) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-3, 3, (4, 6)).astype(np.float32)
+    feeds = {"x": x, "w": rng.standard_normal((6, 2)).astype(np.float32),
+             "w_t": rng.standard_normal((4, 6)).astype(np.float32),
+             "image": rng.standard_normal((1, 4, 2, 3)).astype(np.float32),
+             "sizes": np.array([2, 4], np.int64)}
+    got = modelport.get_backend(backend).prepare(_opset_1_model()).run(feeds)
+    order = np.argsort(-x, axis=1, kind="stable")[:, :2]
+    image = feeds["image"]
+    # DepthToSpace DCR, by hand: (1, 4, 2, 3) -> (1, 1, 4, 6)
+    d2s = image.reshape(1, 2, 2, 1, 2, 3).transpose(0, 3, 4, 1, 5, 2).reshape(1, 1, 4, 6)
+    # AveragePool 2x2 with one row and column of padding in front, padding not counted
+    padded = np.pad(image, [(0, 0), (0, 0), (1, 0), (1, 0)], constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (2, 2), axis=(2, 3))
+    expected = {
+        "concat": np.concatenate([x, x], axis=1), "reshape": x.reshape(3, 8),
+        "top_values": np.take_along_axis(x, order, 1), "top_indices": order,
+        "pad": np.pad(x, [(0, 0), (1, 2)], constant_values=7.0),
+        "split_a": x[:, :2], "split_b": x[:, 2:], "cast": x.astype(np.int32),
+        "clip": np.minimum(x, 0.5), "matmul": x @ feeds["w"], "flatten": x.reshape(4, 6),
+        "sum": 3 * x, "max": np.maximum(x, feeds["w_t"]), "d2s": d2s,
+        "avg": np.nanmean(windows, axis=(-2, -1)),
+    }
+    for name, want in expected.items():
+        assert got[name].shape == want.shape, name
+        np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+def test_version_6_gemm_dropout_and_batch_normalization(backend: str) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(6)
+    scale, bias, mean = (rng.standard_normal(3).astype(np.float32) for _ in range(3))
+    var = rng.uniform(0.5, 2, 3).astype(np.float32)
+    c = rng.standard_normal(5).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["a", "b", "c"], ["gemm"], broadcast=1, transB=1, alpha=0.5),
+         helper.make_node("Dropout", ["a"], ["dropped"], is_test=1, ratio=0.3),
+         helper.make_node("BatchNormalization", ["image", "scale", "bias", "mean", "var"],
+                          ["bn"], is_test=1, epsilon=1e-3)], "v6",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 4]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [5, 4]),
+         helper.make_tensor_value_info("image", TensorProto.FLOAT, [2, 3, 2, 2])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+         for n in ("gemm", "dropped", "bn")],
+        [numpy_helper.from_array(v, n) for v, n in
+         [(c, "c"), (scale, "scale"), (bias, "bias"), (mean, "mean"), (var, "var")]])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)], ir_version=3)
+    a = rng.standard_normal((2, 4)).astype(np.float32)
+    b = rng.standard_normal((5, 4)).astype(np.float32)
+    image = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    got = modelport.get_backend(backend).prepare(model).run({"a": a, "b": b, "image": image})
+    per = (slice(None), None, None)
+    np.testing.assert_allclose(got["gemm"], 0.5 * a @ b.T + c, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got["dropped"], a)
+    np.testing.assert_allclose(got["bn"], (image - mean[per]) / np.sqrt(var[per] + 1e-3)
+                               * scale[per] + bias[per], rtol=1e-5, atol=1e-5)

@@ -247,8 +247,8 @@ def where(ctx: Any, condition: Any, x: Any, y: Any) -> Any:
     return ctx.xp.where(condition, x, y)
 
 
-@op("Clip", 6)
-def clip_6(ctx: Any, x: Any, *, min: float, max: float) -> Any:
+@op("Clip", 1, 6)  # 1 has no defaults: an absent bound does not clip
+def clip_6(ctx: Any, x: Any, *, min: float | None = None, max: float | None = None) -> Any:
     return ctx.xp.clip(x, min, max)
 
 
@@ -265,21 +265,21 @@ def clip(ctx: Any, x: Any, low: Any = None, high: Any = None) -> Any:
 # --- variadic ---------------------------------------------------------------------------------
 
 
-@op("Max", 8, 12, 13)
+@op("Max", 1, 6, 8, 12, 13)  # 1 and 6 take equal shapes only; 8 broadcasts
 def max_(ctx: Any, *xs: Any) -> Any:
     return functools.reduce(ctx.xp.maximum, xs)
 
 
-@op("Min", 8, 12, 13)
+@op("Min", 1, 6, 8, 12, 13)
 def min_(ctx: Any, *xs: Any) -> Any:
     return functools.reduce(ctx.xp.minimum, xs)
 
 
-@op("Sum", 8, 13)
+@op("Sum", 1, 6, 8, 13)
 def sum_(ctx: Any, *xs: Any) -> Any:
     return functools.reduce(lambda a, b: a + b, xs)
 
 
-@op("Mean", 8, 13)
+@op("Mean", 1, 6, 8, 13)
 def mean(ctx: Any, *xs: Any) -> Any:
     return sum_(ctx, *xs) / len(xs)

@@ -7,14 +7,16 @@ from typing import Any
 from modelport.ops.registry import op
 
 
-@op("MatMul", 9, 13)
+@op("MatMul", 1, 9, 13)  # 9 only added integer types
 def mat_mul(ctx: Any, a: Any, b: Any) -> Any:
     return ctx.xp.matmul(a, b)
 
 
-@op("Gemm", 7, 9, 11, 13)
+@op("Gemm", 1, 6, 7, 9, 11, 13)
 def gemm(ctx: Any, a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 1.0,
-         transA: int = 0, transB: int = 0) -> Any:
+         transA: int = 0, transB: int = 0, broadcast: int = 1) -> Any:
+    """``broadcast`` (versions 1 and 6) only says whether C may broadcast; in a valid model it
+    means what version 7's unidirectional broadcast does."""
     xp = ctx.xp
     y = xp.matmul(xp.matrix_transpose(a) if transA else a,
                   xp.matrix_transpose(b) if transB else b)

@@ -169,7 +169,7 @@ def _pool_index(ctx: Any, x: Any, position: Any, begin: list[int], end: list[int
     return index + xp.reshape(image, (n, c, *[1] * nd))
 
 
-@op("AveragePool", 7, 10, 11, 19, 22)
+@op("AveragePool", 1, 7, 10, 11, 19, 22)  # 1: count_include_pad is 0
 def average_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                  count_include_pad: int = 0, dilations: list[int] | None = None,
                  kernel_shape: list[int], pads: list[int] | None = None,
@@ -251,18 +251,20 @@ def batch_normalization(ctx: Any, x: Any, scale: Any, bias: Any, mean: Any, var:
     return x * _channel(x, inv, ctx) + _channel(x, bias - mean * inv, ctx)
 
 
-@op("BatchNormalization", 7)
+@op("BatchNormalization", 1, 6, 7)
 def batch_normalization_7(ctx: Any, x: Any, scale: Any, bias: Any, mean: Any, var: Any, *,
-                          epsilon: float = 1e-5, momentum: float = 0.9, spatial: int = 1) -> Any:
-    """Version 7 (inference): ``spatial`` 1 is version 9's per-channel normalization; 0 gives
-    every element of (C, D1, ...) statistics of its own, broadcast over the batch."""
+                          epsilon: float = 1e-5, momentum: float = 0.9, spatial: int = 1,
+                          is_test: int = 1) -> Any:
+    """Versions 1-7 (inference): ``spatial`` 1 is version 9's per-channel normalization; 0 gives
+    every element of (C, D1, ...) statistics of its own, broadcast over the batch. ``is_test``
+    (1 and 6) is not read, as onnxruntime does not."""
     if spatial:
         return batch_normalization(ctx, x, scale, bias, mean, var, epsilon=epsilon)
     inv = scale / ctx.xp.sqrt(var + epsilon)
     return x * inv + (bias - mean * inv)
 
 
-@op("InstanceNormalization", 6, 22)
+@op("InstanceNormalization", 1, 6, 22)
 def instance_normalization(ctx: Any, x: Any, scale: Any, bias: Any, *,
                            epsilon: float = 1e-5) -> Any:
     xp = ctx.xp
@@ -315,8 +317,10 @@ def mean_variance_normalization(ctx: Any, x: Any, *, axes: list[int] | None = No
     return (x - mean) / (xp.sqrt(var) + 1e-9)
 
 
-@op("Dropout", 7, 10)
-def dropout_7(ctx: Any, x: Any, *, ratio: float = 0.5) -> Any:
+@op("Dropout", 1, 6, 7, 10)
+def dropout_7(ctx: Any, x: Any, *, ratio: float = 0.5, is_test: int = 1) -> Any:
+    """Inference: the identity, as onnxruntime runs every version (``is_test``, versions 1
+    and 6, is not read: a training-mode draw is no two frameworks' same)."""
     return (x, ctx.xp.ones_like(x, dtype=ctx.xp.bool)) if ctx.n_outputs > 1 else x
 
 

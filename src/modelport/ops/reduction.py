@@ -189,6 +189,12 @@ for _name, _fn in (("Softmax", softmax_along), ("LogSoftmax", log_softmax_along)
     op(_name, 13)(_v13)
 
 
+@op("TopK", 1)
+def top_k_1(ctx: Any, x: Any, *, axis: int = -1, k: int) -> Any:
+    """Version 1: k is an attribute."""
+    return top_k(ctx, x, np.array([k], np.int64), axis=axis)
+
+
 @op("TopK", 10, 11, 24, host=(1,))
 def top_k(ctx: Any, x: Any, k: Any, *, axis: int = -1, largest: int = 1,
           sorted: int = 1) -> Any:

@@ -41,6 +41,12 @@ def identity(ctx: Any, x: Any) -> Any:
     return x
 
 
+@op("Reshape", 1)
+def reshape_1(ctx: Any, data: Any, *, shape: list[int]) -> Any:
+    """Version 1: the shape is an attribute."""
+    return reshape(ctx, data, np.asarray(shape, np.int64))
+
+
 @op("Reshape", 5, 13, 14, 19, 21, 23, 24, 25, host=(1,))
 def reshape(ctx: Any, data: Any, shape: Any, *, allowzero: int = 0) -> Any:
     dims = [int(d) for d in shape]
@@ -49,7 +55,7 @@ def reshape(ctx: Any, data: Any, shape: Any, *, allowzero: int = 0) -> Any:
     return ctx.xp.reshape(data, tuple(dims))
 
 
-@op("Flatten", 9, 11, 13, 21, 23, 24, 25)
+@op("Flatten", 1, 9, 11, 13, 21, 23, 24, 25)  # 9 only added types
 def flatten(ctx: Any, x: Any, *, axis: int) -> Any:
     dims = shape_of(x)
     axis = normalize_axis(axis, len(dims))
@@ -91,14 +97,18 @@ def transpose(ctx: Any, data: Any, *, perm: list[int] | None = None) -> Any:
                                else tuple(range(rank - 1, -1, -1)))
 
 
-@op("Concat", 4, 11, 13)
-def concat(ctx: Any, *inputs: Any, axis: int) -> Any:
+@op("Concat", 1, 4, 11, 13)
+def concat(ctx: Any, *inputs: Any, axis: int = 1) -> Any:  # 1 lets axis default to 1
     return ctx.xp.concat([i for i in inputs if i is not None], axis=axis)
 
 
-@op("Split", 2, 11)
-def split_2(ctx: Any, x: Any, *, axis: int = 0, split: list[int] | None = None) -> Any:
-    return split_13(ctx, x, None if split is None else np.array(split), axis=axis)
+@op("Split", 1, 2, 11, host=(1,))
+def split_2(ctx: Any, x: Any, sizes: Any = None, *, axis: int | None = 0,
+            split: list[int] | None = None) -> Any:
+    """Version 1 also takes the sizes as a second input, and no axis means 0."""
+    if sizes is not None:
+        split = [int(s) for s in np.asarray(sizes).reshape(-1)]
+    return split_13(ctx, x, None if split is None else np.array(split), axis=axis or 0)
 
 
 @op("Split", 13, host=(1,))
@@ -179,10 +189,12 @@ def tile(ctx: Any, x: Any, repeats: Any) -> Any:
     return ctx.xp.tile(x, tuple(int(r) for r in repeats))
 
 
-@op("Pad", 2)
-def pad_2(ctx: Any, data: Any, *, pads: list[int], mode: str = "constant",
-          value: float = 0.0) -> Any:
-    return pad(ctx, data, np.array(pads), np.array(value, dtype=np.float64), mode=mode)
+@op("Pad", 1, 2)
+def pad_2(ctx: Any, data: Any, *, pads: list[int] | None = None, mode: str = "constant",
+          value: float = 0.0, paddings: list[int] | None = None) -> Any:
+    """Versions 1 (``paddings``) and 2 (``pads``): the widths are an attribute, in one order."""
+    widths = pads if pads is not None else paddings
+    return pad(ctx, data, np.array(widths), np.array(value, dtype=np.float64), mode=mode)
 
 
 @op("Pad", 11, 13, 18, 19, 21, 23, 24, 25, host=(1, 2, 3))
@@ -203,6 +215,14 @@ def pad(ctx: Any, data: Any, pads: Any, constant_value: Any = None, axes: Any = 
 
 
 # --- types and constants ----------------------------------------------------------------------
+
+
+@op("Cast", 1)
+def cast_1(ctx: Any, x: Any, *, to: str) -> Any:
+    """Version 1: the target type by name ("FLOAT")."""
+    import onnx
+
+    return cast(ctx, x, to=onnx.TensorProto.DataType.Value(to.upper()))
 
 
 @op("Cast", 6, 9, 13, 19, 21, 23, 24, 25, 28)
@@ -310,7 +330,7 @@ def trilu(ctx: Any, x: Any, k: Any = None, *, upper: int) -> Any:
     return ctx.xp.triu(x, k=offset) if upper else ctx.xp.tril(x, k=offset)
 
 
-@op("DepthToSpace", 11, 13, 28)
+@op("DepthToSpace", 1, 11, 13, 28)
 def depth_to_space(ctx: Any, x: Any, *, blocksize: int, mode: str = "DCR") -> Any:
     xp = ctx.xp
     n, c, h, w = shape_of(x)
