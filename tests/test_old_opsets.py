@@ -191,6 +191,10 @@ def _opset_1_model() -> Any:
         helper.make_node("DepthToSpace", ["image"], ["d2s"], blocksize=2),
         helper.make_node("AveragePool", ["image"], ["avg"], kernel_shape=[2, 2],
                          pads=[1, 1, 0, 0]),
+        helper.make_node("Tile", ["x", "tiles", "axis"], ["tile"]),
+        helper.make_node("LpPool", ["image"], ["lp"], kernel_shape=[2, 2], p=3.0),
+        helper.make_node("GlobalLpPool", ["image"], ["global_lp"], p=3.0),
+        helper.make_node("Upsample", ["image"], ["up"], height_scale=2.0, width_scale=3.0),
     ]
     graph = helper.make_graph(
         nodes, "v1",
@@ -198,11 +202,14 @@ def _opset_1_model() -> Any:
          helper.make_tensor_value_info("w", f, [6, 2]),
          helper.make_tensor_value_info("w_t", f, [4, 6]),
          helper.make_tensor_value_info("image", f, [1, 4, 2, 3]),
-         helper.make_tensor_value_info("sizes", TensorProto.INT64, [2])],
+         helper.make_tensor_value_info("sizes", TensorProto.INT64, [2]),
+         helper.make_tensor_value_info("tiles", TensorProto.INT64, [1]),
+         helper.make_tensor_value_info("axis", TensorProto.INT64, [1])],
         [helper.make_tensor_value_info(n, t, None) for n, t in [
             ("concat", f), ("reshape", f), ("top_values", f), ("top_indices", TensorProto.INT64),
             ("pad", f), ("split_a", f), ("split_b", f), ("cast", TensorProto.INT32), ("clip", f),
-            ("matmul", f), ("flatten", f), ("sum", f), ("max", f), ("d2s", f), ("avg", f)]])
+            ("matmul", f), ("flatten", f), ("sum", f), ("max", f), ("d2s", f), ("avg", f),
+            ("tile", f), ("lp", f), ("global_lp", f), ("up", f)]])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 1)], ir_version=3)
 
 
@@ -213,7 +220,8 @@ def test_version_1_forms_of_later_inputs_and_attributes(backend: str) -> None:
     feeds = {"x": x, "w": rng.standard_normal((6, 2)).astype(np.float32),
              "w_t": rng.standard_normal((4, 6)).astype(np.float32),
              "image": rng.standard_normal((1, 4, 2, 3)).astype(np.float32),
-             "sizes": np.array([2, 4], np.int64)}
+             "sizes": np.array([2, 4], np.int64), "tiles": np.array([3], np.int64),
+             "axis": np.array([1], np.int64)}
     got = modelport.get_backend(backend).prepare(_opset_1_model()).run(feeds)
     order = np.argsort(-x, axis=1, kind="stable")[:, :2]
     image = feeds["image"]
@@ -230,6 +238,11 @@ def test_version_1_forms_of_later_inputs_and_attributes(backend: str) -> None:
         "clip": np.minimum(x, 0.5), "matmul": x @ feeds["w"], "flatten": x.reshape(4, 6),
         "sum": 3 * x, "max": np.maximum(x, feeds["w_t"]), "d2s": d2s,
         "avg": np.nanmean(windows, axis=(-2, -1)),
+        "tile": np.tile(x, (1, 3)),
+        "lp": (np.abs(np.lib.stride_tricks.sliding_window_view(image, (2, 2), axis=(2, 3)))
+               ** 3).sum(axis=(-2, -1)) ** (1 / 3),
+        "global_lp": (np.abs(image) ** 3).sum(axis=(2, 3), keepdims=True) ** (1 / 3),
+        "up": image.repeat(2, axis=2).repeat(3, axis=3),
     }
     for name, want in expected.items():
         assert got[name].shape == want.shape, name

@@ -14,7 +14,7 @@ def mat_mul(ctx: Any, a: Any, b: Any) -> Any:
 
 @op("Gemm", 1, 6, 7, 9, 11, 13)
 def gemm(ctx: Any, a: Any, b: Any, c: Any = None, *, alpha: float = 1.0, beta: float = 1.0,
-         transA: int = 0, transB: int = 0, broadcast: int = 1) -> Any:
+         transA: int = 0, transB: int = 0, broadcast: int = 0) -> Any:
     """``broadcast`` (versions 1 and 6) only says whether C may broadcast; in a valid model it
     means what version 7's unidirectional broadcast does."""
     xp = ctx.xp

@@ -199,7 +199,7 @@ def _window_cells(spatial: tuple[int, ...], kernel: list[int], strides: list[int
                              [e - c for e, c in zip(end, counted_end, strict=True)])
 
 
-@op("LpPool", 11, 18, 22)
+@op("LpPool", 1, 2, 11, 18, 22)  # 1: p is a float, 2: an int; the same pooling
 def lp_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
             dilations: list[int] | None = None, kernel_shape: list[int], p: int = 2,
             pads: list[int] | None = None, strides: list[int] | None = None) -> Any:
@@ -218,7 +218,7 @@ def global_max_pool(ctx: Any, x: Any) -> Any:
     return ctx.xp.max(x, axis=tuple(range(2, len(x.shape))), keepdims=True)
 
 
-@op("GlobalLpPool", 2, 22)
+@op("GlobalLpPool", 1, 2, 22)
 def global_lp_pool(ctx: Any, x: Any, *, p: int = 2) -> Any:
     xp = ctx.xp
     return xp.sum(xp.abs(x) ** p, axis=tuple(range(2, len(x.shape))), keepdims=True) ** (1 / p)
@@ -254,7 +254,7 @@ def batch_normalization(ctx: Any, x: Any, scale: Any, bias: Any, mean: Any, var:
 @op("BatchNormalization", 1, 6, 7)
 def batch_normalization_7(ctx: Any, x: Any, scale: Any, bias: Any, mean: Any, var: Any, *,
                           epsilon: float = 1e-5, momentum: float = 0.9, spatial: int = 1,
-                          is_test: int = 1) -> Any:
+                          is_test: int = 0) -> Any:
     """Versions 1-7 (inference): ``spatial`` 1 is version 9's per-channel normalization; 0 gives
     every element of (C, D1, ...) statistics of its own, broadcast over the batch. ``is_test``
     (1 and 6) is not read, as onnxruntime does not."""
@@ -318,7 +318,7 @@ def mean_variance_normalization(ctx: Any, x: Any, *, axes: list[int] | None = No
 
 
 @op("Dropout", 1, 6, 7, 10)
-def dropout_7(ctx: Any, x: Any, *, ratio: float = 0.5, is_test: int = 1) -> Any:
+def dropout_7(ctx: Any, x: Any, *, ratio: float = 0.5, is_test: int = 0) -> Any:
     """Inference: the identity, as onnxruntime runs every version (``is_test``, versions 1
     and 6, is not read: a training-mode draw is no two frameworks' same)."""
     return (x, ctx.xp.ones_like(x, dtype=ctx.xp.bool)) if ctx.n_outputs > 1 else x

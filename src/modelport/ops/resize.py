@@ -190,6 +190,14 @@ def upsample(ctx: Any, x: Any, scales: Any, *, mode: str = "nearest") -> Any:
     return resize_10(ctx, x, scales, mode=mode)
 
 
+@op("Upsample", 1)
+def upsample_1(ctx: Any, x: Any, *, mode: str = "nearest", height_scale: float,
+               width_scale: float) -> Any:
+    """Version 1 (experimental): NCHW only, scales for height and width, "bilinear"."""
+    scales = np.array([1.0, 1.0, height_scale, width_scale], np.float32)
+    return resize_10(ctx, x, scales, mode="linear" if mode == "bilinear" else mode)
+
+
 @op("Upsample", 7)
 def upsample_7(ctx: Any, x: Any, *, mode: str = "nearest", scales: list[float]) -> Any:
     """Version 7 (opsets 7 and 8, much of the ONNX Model Zoo): the scales are an attribute."""

@@ -184,6 +184,15 @@ def expand(ctx: Any, x: Any, shape: Any) -> Any:
     return ctx.xp.broadcast_to(x, target)
 
 
+@op("Tile", 1, host=(1, 2))
+def tile_1(ctx: Any, x: Any, tiles: Any, axis: Any) -> Any:
+    """Version 1: one axis, repeated ``tiles`` times."""
+    repeats = [1] * len(x.shape)
+    repeats[normalize_axis(int(np.asarray(axis).reshape(-1)[0]), len(repeats))] = int(
+        np.asarray(tiles).reshape(-1)[0])
+    return tile(ctx, x, repeats)
+
+
 @op("Tile", 6, 13, host=(1,))
 def tile(ctx: Any, x: Any, repeats: Any) -> Any:
     return ctx.xp.tile(x, tuple(int(r) for r in repeats))
