@@ -284,7 +284,9 @@ def _plan_node(node: Any, opsets: dict[str, int], types: dict[str, Any], steps: 
             return
         if body is None:
             version = schema.since_version if schema is not None else None
-            why = "" if schema is not None else "no such operator in the ONNX spec"
+            why = ("" if schema is not None else
+                   "a contrib operator not implemented yet" if domain in registry.CONTRIB_DOMAINS
+                   else "no such operator in the ONNX spec")
             unsupported.append(Unsupported(_qualified(domain, node.op_type), version,
                                            node.name, why))
             return

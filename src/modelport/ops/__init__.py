@@ -5,6 +5,7 @@ operator is written and resolved.
 """
 
 from modelport.ops import (  # noqa: F401 - importing registers
+    contrib,
     control_flow,
     elementwise,
     indexing,

@@ -277,11 +277,18 @@ def instance_normalization(ctx: Any, x: Any, scale: Any, bias: Any, *,
 @op("LayerNormalization", 17)
 def layer_normalization(ctx: Any, x: Any, scale: Any, bias: Any = None, *, axis: int = -1,
                         epsilon: float = 1e-5, stash_type: int = 1) -> Any:
+    return layer_norm(ctx, x, scale, bias, axis, epsilon, stash_type, ctx.n_outputs > 1)
+
+
+def layer_norm(ctx: Any, x: Any, scale: Any, bias: Any, axis: int, epsilon: float,
+               stash_type: int = 1, statistics: bool = False) -> Any:
+    """LayerNormalization over the axes from ``axis``; with ``statistics`` also the mean and
+    the inverse standard deviation, in the stash type."""
     xp = ctx.xp
     first = normalize_axis(axis, len(x.shape))
     # the fused kernel computes in the input's precision: the spec's only where that is the
     # stash type (float32), as it is for nearly every model
-    if (ctx.n_outputs == 1 and x.dtype == xp.float32 and stash_type == 1
+    if (not statistics and x.dtype == xp.float32 and stash_type == 1
             and (fast := native(ctx, "layer_norm"))):
         return fast(x, scale, bias, first, epsilon)
     axes = tuple(range(first, len(x.shape)))
@@ -292,7 +299,7 @@ def layer_normalization(ctx: Any, x: Any, scale: Any, bias: Any = None, *, axis:
     y = xp.astype(centered * inv_std, x.dtype) * scale
     if bias is not None:
         y = y + bias
-    if ctx.n_outputs == 1:
+    if not statistics:
         return y
     return y, xp.astype(mean, ctx.dtype(stash_type)), inv_std
 

@@ -27,6 +27,7 @@ OpFn = Callable[..., Any]
 
 DEFAULT_DOMAIN = ""
 _ALIASES = {"ai.onnx": ""}
+CONTRIB_DOMAINS = frozenset({"com.microsoft"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ def schema_for(op_type: str, opset: int, domain: str) -> Any:
 def lookup(op_type: str, domain: str, opset: int) -> tuple[OpDef | None, Any]:
     """The implementation for the version in force at ``opset``, and that version's schema."""
     domain = _ALIASES.get(domain, domain)
+    if domain in CONTRIB_DOMAINS:  # onnxruntime's, not in onnx's schemas; each is version 1
+        return REGISTRY.get((domain, op_type, 1)), None
     schema = schema_for(op_type, opset, domain)
     if schema is None:
         return None, None
