@@ -7,6 +7,7 @@ every (model, backend) once per tree, in a fresh process, and takes the p50 of t
 calls; the verdict is the median over rounds of new/old. Models come from
 ``benchmarks/.cache`` (written by ``benchmarks/translating.py``).
 
+    git worktree add /tmp/base 631408d      # the old tree, beside this one
     python benchmarks/revisions.py --old /tmp/base/src --new src --rounds 3
 """
 
