@@ -16,7 +16,7 @@ from typing import Any
 from modelport.ops.elementwise import gelu, leaky_relu, sigmoid
 from modelport.ops.linalg import mat_mul
 from modelport.ops.nn import global_average_pool, layer_norm
-from modelport.ops.quant import _dequantized, quantize_linear, xp_float32
+from modelport.ops.quant import dequantized, requantized
 from modelport.ops.registry import op
 
 MS = "com.microsoft"
@@ -79,16 +79,12 @@ def skip_layer_normalization(ctx: Any, x: Any, skip: Any, gamma: Any, beta: Any 
 # --- the quantizer's QOperator format: each is Dequantize -> the float operator -> Quantize ---
 
 
-def _requantized(ctx: Any, y: Any, scale: Any, zero_point: Any) -> Any:
-    return quantize_linear(ctx, y, xp_float32(ctx, scale), zero_point)
-
-
 def _qlinear_binary(name: str, combine: Callable[[Any, Any], Any]) -> None:
     def qlinear(ctx: Any, a: Any, a_scale: Any, a_zero_point: Any, b: Any, b_scale: Any,
                 b_zero_point: Any, c_scale: Any, c_zero_point: Any = None) -> Any:
-        real = combine(_dequantized(ctx, a, a_scale, a_zero_point),
-                       _dequantized(ctx, b, b_scale, b_zero_point))
-        return _requantized(ctx, real, c_scale, c_zero_point)
+        real = combine(dequantized(ctx, a, a_scale, a_zero_point),
+                       dequantized(ctx, b, b_scale, b_zero_point))
+        return requantized(ctx, real, c_scale, c_zero_point)
 
     qlinear.__name__ = f"qlinear_{combine.__name__}"
     op(name, 1, domain=MS)(qlinear)
@@ -101,15 +97,15 @@ _qlinear_binary("QLinearMul", operator.mul)
 @op("QLinearSigmoid", 1, domain=MS)
 def qlinear_sigmoid(ctx: Any, x: Any, x_scale: Any, x_zero_point: Any, y_scale: Any,
                     y_zero_point: Any = None) -> Any:
-    return _requantized(ctx, sigmoid(ctx, _dequantized(ctx, x, x_scale, x_zero_point)),
+    return requantized(ctx, sigmoid(ctx, dequantized(ctx, x, x_scale, x_zero_point)),
                         y_scale, y_zero_point)
 
 
 @op("QLinearLeakyRelu", 1, domain=MS)
 def qlinear_leaky_relu(ctx: Any, x: Any, x_scale: Any, x_zero_point: Any, y_scale: Any,
                        y_zero_point: Any = None, *, alpha: float = 0.01) -> Any:
-    real = _dequantized(ctx, x, x_scale, x_zero_point)
-    return _requantized(ctx, leaky_relu(ctx, real, alpha=alpha), y_scale, y_zero_point)
+    real = dequantized(ctx, x, x_scale, x_zero_point)
+    return requantized(ctx, leaky_relu(ctx, real, alpha=alpha), y_scale, y_zero_point)
 
 
 @op("QLinearGlobalAveragePool", 1, domain=MS)
@@ -117,11 +113,11 @@ def qlinear_global_average_pool(ctx: Any, x: Any, x_scale: Any, x_zero_point: An
                                 y_scale: Any, y_zero_point: Any, *,
                                 channels_last: int = 0) -> Any:
     xp = ctx.xp
-    real = _dequantized(ctx, x, x_scale, x_zero_point)
+    real = dequantized(ctx, x, x_scale, x_zero_point)
     rank = len(real.shape)
     if channels_last:  # (N, ..., C) -> (N, C, ...) and back
         real = xp.permute_dims(real, (0, rank - 1, *range(1, rank - 1)))
     pooled = global_average_pool(ctx, real)
     if channels_last:
         pooled = xp.permute_dims(pooled, (0, *range(2, rank), 1))
-    return _requantized(ctx, pooled, y_scale, y_zero_point)
+    return requantized(ctx, pooled, y_scale, y_zero_point)

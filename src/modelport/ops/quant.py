@@ -79,8 +79,14 @@ def dequantize_linear(ctx: Any, x: Any, x_scale: Any, x_zero_point: Any = None, 
     return xp.astype(value * scale, out)
 
 
-def _dequantized(ctx: Any, x: Any, scale: Any, zero: Any, axis: int = 1) -> Any:
+def dequantized(ctx: Any, x: Any, scale: Any, zero: Any, axis: int = 1) -> Any:
+    """The real values of a QLinear* operator's input (float32, as onnxruntime computes)."""
     return dequantize_linear(ctx, x, xp_float32(ctx, scale), zero, axis=axis)
+
+
+def requantized(ctx: Any, y: Any, scale: Any, zero: Any) -> Any:
+    """A QLinear* operator's real result in its output's quantization."""
+    return quantize_linear(ctx, y, xp_float32(ctx, scale), zero)
 
 
 def xp_float32(ctx: Any, value: Any) -> Any:
@@ -90,10 +96,10 @@ def xp_float32(ctx: Any, value: Any) -> Any:
 @op("QLinearMatMul", 10, 21)
 def qlinear_mat_mul(ctx: Any, a: Any, a_scale: Any, a_zero_point: Any, b: Any, b_scale: Any,
                     b_zero_point: Any, y_scale: Any, y_zero_point: Any) -> Any:
-    a_real = _dequantized(ctx, a, a_scale, a_zero_point)
-    b_real = _dequantized(ctx, b, b_scale, b_zero_point, axis=-1)
+    a_real = dequantized(ctx, a, a_scale, a_zero_point)
+    b_real = dequantized(ctx, b, b_scale, b_zero_point, axis=-1)
     y = ctx.xp.matmul(a_real, b_real)
-    return quantize_linear(ctx, y, xp_float32(ctx, y_scale), y_zero_point)
+    return requantized(ctx, y, y_scale, y_zero_point)
 
 
 @op("ConvInteger", 10)
@@ -119,12 +125,12 @@ def qlinear_conv(ctx: Any, x: Any, x_scale: Any, x_zero_point: Any, w: Any, w_sc
     from modelport.ops.nn import conv
 
     xp = ctx.xp
-    x_real = _dequantized(ctx, x, x_scale, x_zero_point)
-    w_real = _dequantized(ctx, w, w_scale, w_zero_point, axis=0)
+    x_real = dequantized(ctx, x, x_scale, x_zero_point)
+    w_real = dequantized(ctx, w, w_scale, w_zero_point, axis=0)
     bias = None if b is None else xp.astype(b, xp.float32) * xp.reshape(
         xp_float32(ctx, x_scale) * xp_float32(ctx, w_scale), (-1,))
     y = conv(ctx, x_real, w_real, bias, **attributes)
-    return quantize_linear(ctx, y, xp_float32(ctx, y_scale), y_zero_point)
+    return requantized(ctx, y, y_scale, y_zero_point)
 
 
 @op("DynamicQuantizeLinear", 11)
