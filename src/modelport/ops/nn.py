@@ -7,6 +7,7 @@ only do the arithmetic.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -181,22 +182,27 @@ def average_pool(ctx: Any, x: Any, *, auto_pad: str = "NOTSET", ceil_mode: int =
     if count_include_pad:
         *_, counted_begin, counted_end = _geometry(x, list(kernel_shape), strides, dilations,
                                                    pads, auto_pad)
-    counts = _window_cells(shape_of(x)[2:], *args, counted_begin, counted_end)
+    counts = _window_cells(tuple(shape_of(x)[2:]), *map(tuple, args),
+                           tuple(counted_begin), tuple(counted_end))
     total = ctx.k.pool(x, "sum", *args)
     return total / ctx.xp.asarray(counts, dtype=x.dtype)
 
 
-def _window_cells(spatial: tuple[int, ...], kernel: list[int], strides: list[int],
-                  dilations: list[int], begin: list[int], end: list[int],
-                  counted_begin: list[int], counted_end: list[int]) -> np.ndarray:
-    """How many cells of each window lie in the input widened by the counted pads."""
+@functools.lru_cache(maxsize=256)
+def _window_cells(spatial: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...],
+                  dilations: tuple[int, ...], begin: tuple[int, ...], end: tuple[int, ...],
+                  counted_begin: tuple[int, ...], counted_end: tuple[int, ...]) -> np.ndarray:
+    """How many cells of each window lie in the input widened by the counted pads: geometry
+    only, so computed once per geometry, not on every call (read-only: it is shared)."""
     from modelport.ops import host_kernels
 
     ones = np.ones((1, 1, *(s + b + e for s, b, e in
                             zip(spatial, counted_begin, counted_end, strict=True))))
-    return host_kernels.pool(ones, "sum", kernel, strides, dilations,
-                             [b - c for b, c in zip(begin, counted_begin, strict=True)],
-                             [e - c for e, c in zip(end, counted_end, strict=True)])
+    counts = host_kernels.pool(ones, "sum", list(kernel), list(strides), list(dilations),
+                               [b - c for b, c in zip(begin, counted_begin, strict=True)],
+                               [e - c for e, c in zip(end, counted_end, strict=True)])
+    counts.flags.writeable = False
+    return counts
 
 
 @op("LpPool", 1, 2, 11, 18, 22)  # 1: p is a float, 2: an int; the same pooling
