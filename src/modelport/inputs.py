@@ -94,6 +94,8 @@ def _as_strings(spec: TensorSpec, value: Any, problems: list[str]) -> np.ndarray
         problems.append(f"input {spec.name!r} has dtype {array.dtype}, expected STRING: give "
                         f"str or bytes (a list, or a numpy array of dtype str, bytes or object)")
         return None
+    if array.dtype.kind == "U":  # every element is a str already: no per-element check
+        return array.astype(object)
     strings = np.empty(array.shape, dtype=object)
     for index, item in np.ndenumerate(array):
         if isinstance(item, bytes | np.bytes_):
