@@ -16,7 +16,11 @@ import pytest
 import modelport
 from modelport.backends.base import Backend, Session
 from modelport.conformance import run_conformance
-from modelport.conformance.expectations import check_against, load_expectations
+from modelport.conformance.expectations import (
+    check_against,
+    load_expectations,
+    render_expectations,
+)
 from modelport.conformance.matrix import render_matrix, replace_readme_counts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,3 +146,17 @@ def test_generated_reasons_carry_no_machine_paths() -> None:
                                     "run(x) boom")
     for path in (ROOT / "tests" / "conformance" / "expectations").glob("*.toml"):
         assert 'File \\"' not in path.read_text(), path.name
+
+
+def test_regenerating_keeps_written_reasons_and_renews_generated_ones(tmp_path: Path) -> None:
+    old = tmp_path / "old.toml"
+    old.write_text('backend = "x"\n\n'
+                   '[[xfail]]\nreason = "x has no kernel for Foo"\ncases = ["test_foo"]\n\n'
+                   '[[xfail]]\nreason = "error: run: bytes refused"\ncases = ["test_cast"]\n')
+    rendered = render_expectations("x", {"test_foo": "error: run: Foo missing",
+                                         "test_cast": "fail: 0 is not 7"},
+                                   keep=load_expectations(old))
+    again = tmp_path / "new.toml"
+    again.write_text(rendered)
+    groups = {g.reason: g.cases for g in load_expectations(again).xfail}
+    assert groups == {"x has no kernel for Foo": ["test_foo"], "fail: 0 is not 7": ["test_cast"]}

@@ -7,13 +7,16 @@ Options for ``prepare``: ``providers`` (a list of execution providers, default: 
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import TensorProto
 
+from modelport.backends import packed
 from modelport.backends.base import Backend, Session, onnx_backend_api, option
 from modelport.errors import BackendError, one_line
 
@@ -23,6 +26,33 @@ _LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+
+
+def _to_ort_value(array: Any) -> Any:
+    """An OrtValue in ONNX's layout for every feed of a model that has a type numpy lacks."""
+    if not isinstance(array, np.ndarray):
+        raise BackendError("onnxruntime takes sequences and optionals only in models without "
+                           "bfloat16, float8, float4, int4 or int2 tensors")
+    onnx_type = packed.lacking_type(array.dtype)
+    if onnx_type is None:
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+    raw = packed.to_bytes(array)
+    value = ort.OrtValue.ortvalue_from_shape_and_type(array.shape, onnx_type)
+    ctypes.memmove(value.data_ptr(), raw, len(raw))  # CPU memory that ORT allocated
+    return value
+
+
+def _from_ort_value(value: Any) -> Any:
+    if not value.is_tensor() or value.element_type() not in packed.NUMPY_LACKS:
+        return value.numpy()
+    raw = ctypes.string_at(value.data_ptr(), value.tensor_size_in_bytes())
+    return packed.from_bytes(value.element_type(), value.shape(), raw)
+
+
+def _lacking(ort_type: str) -> bool:
+    """``"tensor(bfloat16)"`` and the like: an ORT type string naming a type numpy lacks."""
+    name = ort_type.removeprefix("tensor(").removesuffix(")").upper()
+    return getattr(TensorProto, name, None) in packed.NUMPY_LACKS
 
 
 class OnnxRuntimeSession(Session):
@@ -47,12 +77,28 @@ class OnnxRuntimeSession(Session):
         except Exception as exc:  # ORT raises its own exception types from C++
             raise BackendError(f"onnxruntime could not load the model: {one_line(exc)}") from exc
         self._names = [o.name for o in self._session.get_outputs()]
+        # A type numpy lacks travels as an OrtValue in ONNX's byte layout (see packed.py);
+        # other models keep run()'s faster path.
+        self._by_bytes = any(_lacking(arg.type) for arg in
+                             self._session.get_inputs() + self._session.get_outputs())
 
-    def _execute(self, native_feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _to_native(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+        if not self._by_bytes:
+            return feeds
+        return {name: _to_ort_value(array) for name, array in feeds.items()}
+
+    def _execute(self, native_feeds: dict[str, Any]) -> list[Any]:
         try:
+            if self._by_bytes:
+                return self._session.run_with_ort_values(self._names, native_feeds)
             return self._session.run(self._names, native_feeds)
         except Exception as exc:
             raise BackendError(f"onnxruntime failed to run the model: {one_line(exc)}") from exc
+
+    def _to_numpy(self, native_outputs: list[Any]) -> dict[str, np.ndarray]:
+        if self._by_bytes:
+            native_outputs = [_from_ort_value(value) for value in native_outputs]
+        return super()._to_numpy(native_outputs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,17 @@ import numpy as np
 import onnx
 import openvino as ov
 
+from modelport.backends import packed
 from modelport.backends.base import Backend, Session, onnx_backend_api, option
 from modelport.errors import BackendError, one_line
+
+# The types numpy lacks that OpenVINO has (it has no int2 and no fnuz float8), by ONNX type.
+_OV_TYPES: dict[int, ov.Type] = {
+    onnx.TensorProto.BFLOAT16: ov.Type.bf16, onnx.TensorProto.FLOAT8E4M3FN: ov.Type.f8e4m3,
+    onnx.TensorProto.FLOAT8E5M2: ov.Type.f8e5m2, onnx.TensorProto.FLOAT8E8M0: ov.Type.f8e8m0,
+    onnx.TensorProto.FLOAT4E2M1: ov.Type.f4e2m1, onnx.TensorProto.INT4: ov.Type.i4,
+    onnx.TensorProto.UINT4: ov.Type.u4}
+_ONNX_TYPES = {ov_type: onnx_type for onnx_type, ov_type in _OV_TYPES.items()}
 
 # OpenVINO otherwise computes f32 models in bf16 / f16 on CPUs that have them, which breaks
 # parity with the source framework; modelport compares, so it asks for full precision.
@@ -37,6 +46,8 @@ class OpenVinoSession(Session):
         self._names = [o.name for o in self.outputs]
         # OpenVINO may reorder outputs; map each graph output by name.
         self._ports = [self._port(name) for name in self._names]
+        # ... and drops inputs that no output needs (CastLike's `like`): they are not fed.
+        self._fed = {name for port in self._compiled.inputs for name in port.get_names()}
 
     def _port(self, name: str) -> Any:
         for port in self._compiled.outputs:
@@ -44,13 +55,37 @@ class OpenVinoSession(Session):
                 return port
         raise BackendError(f"openvino lost output {name!r} while compiling the model")
 
-    def _execute(self, native_feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _to_native(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {name: _to_tensor(array) for name, array in feeds.items() if name in self._fed}
+
+    def _execute(self, native_feeds: dict[str, Any]) -> list[np.ndarray]:
         try:
-            results = self._request.infer(native_feeds)
+            self._request.infer(native_feeds)
         except Exception as exc:
             raise BackendError(f"openvino failed to run the model: {_message(exc)}") from exc
-        # Copy: the request reuses its output buffers on the next call.
-        return [np.array(results[port]) for port in self._ports]
+        return [_from_tensor(self._request.get_tensor(port)) for port in self._ports]
+
+
+def _to_tensor(array: np.ndarray) -> Any:
+    """``array``, or an OpenVINO tensor holding its bytes where numpy lacks its type (OpenVINO
+    would convert an ml_dtypes array element by element into the wrong type)."""
+    onnx_type = packed.lacking_type(array.dtype)
+    if onnx_type is None:
+        return array
+    if onnx_type not in _OV_TYPES:
+        raise BackendError(f"openvino has no {array.dtype} tensors")
+    tensor = ov.Tensor(_OV_TYPES[onnx_type], ov.Shape(array.shape))
+    tensor.data.view(np.uint8).reshape(-1)[:] = np.frombuffer(packed.to_bytes(array), np.uint8)
+    return tensor
+
+
+def _from_tensor(tensor: Any) -> np.ndarray:
+    """A copy (the request reuses its buffers), ml_dtypes where OpenVINO's view is only bytes
+    (packed int4, bfloat16 seen as float16)."""
+    onnx_type = _ONNX_TYPES.get(tensor.get_element_type())
+    if onnx_type is None:
+        return np.array(tensor.data)
+    return packed.from_bytes(onnx_type, list(tensor.get_shape()), tensor.data.tobytes())
 
 
 @dataclasses.dataclass(frozen=True)

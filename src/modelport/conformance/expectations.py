@@ -90,12 +90,16 @@ def render_expectations(backend: str, failures: Mapping[str, str],
                         header: Iterable[str] = (), keep: Expectations | None = None) -> str:
     """An expectations file for ``failures`` (case name -> reason), grouped by reason.
 
-    Groups of ``keep`` (hand-written reasons, skips) are kept for the cases they still match.
+    Groups of ``keep`` with hand-written reasons, and skips, are kept for the cases they still
+    match; generated groups (reasons quoting the failure: ``error: ...``, ``fail: ...``) are
+    regenerated, so a case whose failure changed gets its new reason.
     """
     lines = [f"# {h}" for h in header] + [f'backend = "{backend}"', ""]
     remaining = dict(failures)
     for kind in ("skip", "xfail"):
         for group in getattr(keep, kind, []) if keep else []:
+            if kind == "xfail" and _GENERATED.match(group.reason):
+                continue
             matched = [n for n in sorted(remaining) if group.matches(n)]
             if kind == "xfail" and not matched:
                 continue  # that gap was fixed: drop the group
@@ -109,6 +113,9 @@ def render_expectations(backend: str, failures: Mapping[str, str],
     for names in sorted(groups.values(), key=lambda ns: (-len(ns), ns[0])):
         lines += _group("xfail", short_reason(failures[names[0]]), names, [])
     return "\n".join(lines).rstrip() + "\n"
+
+
+_GENERATED = re.compile(r"(error|fail): ")
 
 
 def _group(kind: str, reason: str, cases: list[str], patterns: list[str]) -> list[str]:
