@@ -10,6 +10,7 @@ from modelport.ops import (  # noqa: F401 - importing registers
     elementwise,
     indexing,
     linalg,
+    ml,
     nn,
     quant,
     reduction,
@@ -19,6 +20,7 @@ from modelport.ops import (  # noqa: F401 - importing registers
     shape,
     signal,
     text,
+    training,
     vision,
 )
 from modelport.ops.registry import REGISTRY, OpDef, lookup, op, supported_ops

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from modelport.errors import BackendError
 from modelport.ops.context import native, truth
 from modelport.ops.registry import op
 from modelport.ops.shape import normalize_axis, shape_of
@@ -337,12 +338,20 @@ def dropout_7(ctx: Any, x: Any, *, ratio: float = 0.5, is_test: int = 0) -> Any:
     return (x, ctx.xp.ones_like(x, dtype=ctx.xp.bool)) if ctx.n_outputs > 1 else x
 
 
-@op("Dropout", 12, 13, 22)
+@op("Dropout", 12, 13, 22, host=(1, 2))
 def dropout(ctx: Any, x: Any, ratio: Any = None, training_mode: Any = None, *,
             seed: int | None = None) -> Any:
-    """Inference only: training mode draws random masks no two frameworks share."""
-    if training_mode is not None and bool(np.asarray(ctx.fw.to_host(training_mode)
-                                                     if ctx.fw.is_native(training_mode)
-                                                     else training_mode)):
-        raise NotImplementedError("Dropout in training mode is not supported")
-    return (x, ctx.xp.ones_like(x, dtype=ctx.xp.bool)) if ctx.n_outputs > 1 else x
+    """Inference is the identity. Training mode draws the mask on the host from numpy's
+    ``RandomState(seed)``, as the reference evaluator does: a seeded node gives one mask on
+    every backend and every call (a traced program holds it as a constant); an unseeded one
+    draws afresh, so it cannot be traced and runs eagerly."""
+    xp = ctx.xp
+    rate = 0.5 if ratio is None else float(np.asarray(ratio))
+    if training_mode is None or not bool(np.asarray(training_mode)) or rate == 0:
+        return (x, xp.ones_like(x, dtype=xp.bool)) if ctx.n_outputs > 1 else x
+    if seed is None and ctx.fw.tracing(x):
+        raise BackendError("Dropout in training mode without a seed draws a new mask each call")
+    keep = np.random.RandomState(seed).uniform(0, 1.0, tuple(x.shape)) >= rate
+    mask = ctx.fw.asarray(keep)
+    y = xp.where(mask, x * xp.asarray(1 / (1 - rate), dtype=x.dtype), xp.zeros_like(x))
+    return (y, mask) if ctx.n_outputs > 1 else y

@@ -32,7 +32,7 @@ def _empty_safe(reduce: str, empty: float) -> Reducer:
             shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keepdims \
                 else tuple(d for i, d in enumerate(x.shape) if i not in axes)
             fill = (empty if xp.isdtype(x.dtype, "real floating") else
-                    bool(empty < 0) if x.dtype == xp.bool else
+                    bool(empty > 0) if x.dtype == xp.bool else  # max: False, min: True
                     (xp.iinfo(x.dtype).min if empty < 0 else xp.iinfo(x.dtype).max))
             return xp.full(shape, fill, dtype=x.dtype)
         return getattr(xp, reduce)(x, axis=axes, keepdims=keepdims)
