@@ -13,6 +13,7 @@ import numpy as np
 
 from modelport.ops.context import native, truth
 from modelport.ops.registry import op
+from modelport.ops.shape import shape_of
 
 VERSIONS = (1, 11, 13, 16, 19, 21, 23, 24, 25)
 
@@ -63,6 +64,32 @@ def _stack(ctx: Any, values: list[Any]) -> Any:
         return np.stack(values)
     return ctx.xp.stack([ctx.fw.asarray(v) if isinstance(v, np.ndarray) else v
                          for v in values])
+
+
+@op("Scan", 8, host=(0,))
+def scan_8(ctx: Any, sequence_lens: Any, *inputs: Any, body: Any, num_scan_inputs: int,
+           directions: list[int] | None = None) -> Any:
+    """Version 8: every input has a batch axis first and the scan runs along axis 1, each
+    batch row to its own ``sequence_lens`` (scan outputs are 0 past it): one version-9 scan
+    per row, stacked."""
+    xp = ctx.xp
+    n_state = len(inputs) - num_scan_inputs
+    batch = shape_of(inputs[0])[0]
+    full = shape_of(inputs[n_state])[1] if num_scan_inputs else 0
+    lengths = [full] * batch if sequence_lens is None else \
+        [int(n) for n in np.asarray(sequence_lens).reshape(-1)]
+    rows = []
+    for b in range(batch):
+        row = [x[b] for x in inputs[:n_state]] + [x[b, :lengths[b]] for x in inputs[n_state:]]
+        outs = list(scan(ctx, *row, body=body, num_scan_inputs=num_scan_inputs,
+                         scan_input_directions=directions))
+        for j in range(n_state, len(outs)):
+            short = full - lengths[b]
+            if short:
+                padding = xp.zeros((short, *shape_of(outs[j])[1:]), dtype=outs[j].dtype)
+                outs[j] = xp.concat([outs[j], padding], axis=0)
+        rows.append(outs)
+    return tuple(xp.stack([r[j] for r in rows], axis=0) for j in range(len(rows[0])))
 
 
 @op("Scan", 9, 11, 16, 19, 21, 23, 24, 25)

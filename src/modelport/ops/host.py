@@ -8,19 +8,61 @@ numpy; other frameworks fall back to them for what they cannot compute
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable
 from typing import Any
 
 import array_api_compat.numpy
+import ml_dtypes
 import numpy as np
 
 from modelport.ops import host_kernels
 from modelport.ops.context import Framework
 
 
+def _ml_dtype(dtype: Any) -> bool:
+    """bfloat16, float8, float4, int4, int2: numpy types only through ml_dtypes."""
+    return isinstance(dtype, np.dtype) and dtype.type.__module__ == "ml_dtypes"
+
+
+def _isdtype(dtype: Any, kind: str | tuple[str, ...]) -> bool:
+    if not _ml_dtype(dtype):
+        return bool(array_api_compat.numpy.isdtype(dtype, kind))  # type: ignore[attr-defined]
+    if isinstance(kind, tuple):
+        return any(_isdtype(dtype, k) for k in kind)
+    try:
+        signed = ml_dtypes.iinfo(dtype).min < 0
+        own = {"integral", "numeric", "signed integer" if signed else "unsigned integer"}
+    except ValueError:  # not an integer type: one of the small floats
+        own = {"real floating", "numeric"}
+    return kind in own
+
+
+def _in_float32(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` computed in float32 for ml_dtypes operands (numpy's einsum refuses them, its
+    matmul answers in float32), the result in the first operand's type, as ONNX requires."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        if not any(_ml_dtype(a.dtype) for a in arrays):
+            return fn(*args, **kwargs)
+        wide = [a.astype(np.float32) if isinstance(a, np.ndarray) and _ml_dtype(a.dtype) else a
+                for a in args]
+        return fn(*wide, **kwargs).astype(arrays[0].dtype)
+
+    return call
+
+
+# The array-API namespace numpy values run on: array_api_compat's, taught the ml_dtypes types.
+host_xp = types.ModuleType("modelport.ops.host_xp")
+host_xp.__dict__.update(vars(array_api_compat.numpy))
+host_xp.isdtype = _isdtype  # type: ignore[attr-defined]
+host_xp.matmul = _in_float32(array_api_compat.numpy.matmul)  # type: ignore[attr-defined]
+host_xp.einsum = _in_float32(array_api_compat.numpy.einsum)  # type: ignore[attr-defined]
+
+
 class NumpyFramework(Framework):
     name = "numpy"
-    xp = array_api_compat.numpy
+    xp = host_xp
     k = host_kernels
 
 

@@ -48,19 +48,24 @@ def _lookup(ctx: Any, x: Any, keys: np.ndarray, values: np.ndarray, default: Any
         out = np.array([table.get(_key(k), default) for k in host.reshape(-1).tolist()],
                        dtype=values.dtype)
         return out.reshape(host.shape)
-    # numbers: a sorted search, so the lookup stays array code (NaN keys match NaN)
+    # numbers: a sorted search, so the lookup stays array code; a NaN key matches NaN
     xp = ctx.xp
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = xp.asarray(keys[order].astype(keys.dtype))
-    position = xp.clip(xp.searchsorted(sorted_keys, x), 0, keys.size - 1)
-    found = xp.take(sorted_keys, xp.reshape(position, (-1,)))
-    found = xp.reshape(found, shape_of(x))
-    hit = found == x
-    if np.issubdtype(keys.dtype, np.floating):
-        hit = hit | (xp.isnan(found) & xp.isnan(x))
-    mapped = xp.reshape(xp.take(xp.asarray(values[order]), xp.reshape(position, (-1,))),
-                        shape_of(x))
-    return xp.where(hit, mapped, xp.asarray(default, dtype=mapped.dtype))
+    nan_value = None
+    if np.issubdtype(keys.dtype, np.floating) and np.isnan(keys).any():
+        nan_value = values[np.isnan(keys)][0]
+        keys, values = keys[~np.isnan(keys)], values[~np.isnan(keys)]
+    out = xp.full(shape_of(x), default, dtype=xp.asarray(values).dtype)
+    if keys.size:
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = xp.asarray(keys[order])
+        position = xp.clip(xp.searchsorted(sorted_keys, xp.reshape(x, (-1,))), 0,
+                           keys.size - 1)
+        hit = xp.reshape(xp.take(sorted_keys, position), shape_of(x)) == x
+        mapped = xp.reshape(xp.take(xp.asarray(values[order]), position), shape_of(x))
+        out = xp.where(hit, mapped, out)
+    if nan_value is not None:
+        out = xp.where(xp.isnan(x), xp.asarray(nan_value, dtype=out.dtype), out)
+    return out
 
 
 def _key(value: Any) -> Any:
@@ -223,9 +228,8 @@ def tree_ensemble(ctx: Any, x: Any, *, nodes_splits: np.ndarray, nodes_featureid
         total = xp.sum(xp.where(hits, weight[..., None], xp.zeros_like(weight[..., None])),
                        axis=1)
         return total / len(tree_roots) if aggregate_function == _AVERAGE else total
-    # MIN and MAX start from the type's extremes, so a target no tree reaches keeps one
-    info = xp.finfo(dtype)
-    if aggregate_function == _MIN:
-        return xp.min(xp.where(hits, weight[..., None], xp.asarray(info.max, dtype=dtype)),
-                      axis=1)
-    return xp.max(xp.where(hits, weight[..., None], xp.asarray(info.min, dtype=dtype)), axis=1)
+    # A target that no tree reaches scores 0, as in onnxruntime (the reference evaluator
+    # leaves the type's extreme there).
+    reduce, start = (xp.min, xp.inf) if aggregate_function == _MIN else (xp.max, -xp.inf)
+    best = reduce(xp.where(hits, weight[..., None], xp.asarray(start, dtype=dtype)), axis=1)
+    return xp.where(xp.any(hits, axis=1), best, xp.zeros_like(best))

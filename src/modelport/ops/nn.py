@@ -97,6 +97,8 @@ def conv_transpose(ctx: Any, x: Any, w: Any, b: Any = None, *, auto_pad: str = "
         target = list(output_shape[-nd:])
         total = [f + e - t for f, e, t in zip(full, extra, target, strict=True)]
         begin = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+        if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):  # growth all at the end, as
+            begin = [max(b, 0) for b in begin]           # onnxruntime and the reference do
         end = [t - b for t, b in zip(total, begin, strict=True)]
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         target = [i * s for i, s in zip(spatial, strides, strict=True)]
@@ -105,7 +107,18 @@ def conv_transpose(ctx: Any, x: Any, w: Any, b: Any = None, *, auto_pad: str = "
         end = [t - b for t, b in zip(total, begin, strict=True)]
     else:
         begin, end = (list(pads[:nd]), list(pads[nd:])) if pads else ([0] * nd, [0] * nd)
-    return ctx.k.conv_transpose(x, w, b, strides, begin, end, dilations, group, extra)
+    # An output_shape past the full result makes a pad negative: the output grows there by
+    # rows that no input reaches (zeros, plus the bias), which the kernels take as
+    # output_padding at the end and as a zero pad at the start.
+    extra = [e + max(-p, 0) for e, p in zip(extra, end, strict=True)]
+    end = [max(p, 0) for p in end]
+    grow = [max(-p, 0) for p in begin]
+    y = ctx.k.conv_transpose(x, w, None if any(grow) else b, strides,
+                             [max(p, 0) for p in begin], end, dilations, group, extra)
+    if not any(grow):
+        return y
+    y = ctx.k.pad(y, [[0, 0], [0, 0], *[[g, 0] for g in grow]], "constant", 0)
+    return y if b is None else y + ctx.xp.reshape(b, (1, -1, *([1] * nd)))
 
 
 def _pool_args(x: Any, kernel_shape: list[int], strides: Any, dilations: Any, pads: Any,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from modelport.errors import BackendError
 from modelport.ops.registry import op
 
 ALL = (1, 13, 14, 15, 16, 19, 21, 23, 24, 25)  # the versions of the pure data-movement ops
@@ -70,8 +71,8 @@ def squeeze_1(ctx: Any, data: Any, *, axes: list[int] | None = None) -> Any:
 @op("Squeeze", 13, 21, 23, 24, 25, host=(1,))
 def squeeze(ctx: Any, data: Any, axes: Any = None) -> Any:
     dims = shape_of(data)
-    if axes is None:
-        axes = [i for i, d in enumerate(dims) if d == 1]
+    axes = ([i for i, d in enumerate(dims) if d == 1] if axes is None
+            else np.asarray(axes).reshape(-1))
     return ctx.xp.reshape(data, tuple(d for i, d in enumerate(dims)
                                       if i not in {normalize_axis(a, len(dims)) for a in axes}))
 
@@ -84,6 +85,7 @@ def unsqueeze_1(ctx: Any, data: Any, *, axes: list[int]) -> Any:
 @op("Unsqueeze", 13, 21, 23, 24, 25, host=(1,))
 def unsqueeze(ctx: Any, data: Any, axes: Any) -> Any:
     dims = list(shape_of(data))
+    axes = np.asarray(axes).reshape(-1)  # a scalar axis too, as the expanded functions give
     rank = len(dims) + len(axes)
     for axis in sorted(normalize_axis(a, rank) for a in axes):
         dims.insert(axis, 1)
@@ -236,12 +238,30 @@ def cast_1(ctx: Any, x: Any, *, to: str) -> Any:
 
 @op("Cast", 6, 9, 13, 19, 21, 23, 24, 25, 28)
 def cast(ctx: Any, x: Any, *, to: int, saturate: int = 1, round_mode: str = "up") -> Any:
+    if to == _FLOAT8E8M0:
+        return _to_float8e8m0(ctx, x, saturate, round_mode)
     return ctx.k.cast(_into_range(ctx, x, to, saturate), to, saturate)
+
+
+_FLOAT8E8M0 = 24
+
+
+def _to_float8e8m0(ctx: Any, x: Any, saturate: int, round_mode: str) -> Any:
+    """float8e8m0 (a power of two, no sign, no zero) by onnx's own conversion, which the spec's
+    ``round_mode`` follows bit by bit; it runs on the host (a traced program runs eagerly)."""
+    from onnx import numpy_helper
+
+    if ctx.fw.tracing(x):
+        raise BackendError("a Cast to float8e8m0 runs on the host, outside a traced program")
+    host = np.asarray(ctx.fw.to_host(x) if ctx.fw.is_native(x) else x, dtype=np.float32)
+    return numpy_helper.to_float8e8m0(host, bool(saturate), round_mode)
 
 
 @op("CastLike", 15, 19, 21, 23, 24, 25)
 def cast_like(ctx: Any, x: Any, target: Any, *, saturate: int = 1,
               round_mode: str = "up") -> Any:
+    if ctx.fw.elem_type(target) == _FLOAT8E8M0:
+        return _to_float8e8m0(ctx, x, saturate, round_mode)
     return ctx.k.cast_like(_into_range(ctx, x, ctx.fw.elem_type(target), saturate), target,
                            saturate)
 

@@ -75,7 +75,9 @@ def mel_weight_matrix(ctx: Any, num_mel_bins: Any, dft_length: Any, sample_rate:
     def to_mel(hz: float) -> float:
         return 2595 * np.log10(1 + hz / 700)
 
-    mel = np.linspace(to_mel(low), to_mel(high), bins + 2)
+    # bins + 2 points a step of (high - low) / (bins + 2) apart, as the spec's reference and
+    # onnxruntime space them: the top edge itself is never reached
+    mel = to_mel(low) + np.arange(bins + 2) * (to_mel(high) - to_mel(low)) / (bins + 2)
     hz = 700 * (10 ** (mel / 2595) - 1)
     edges = np.floor((length + 1) * hz / rate).astype(np.int64)
     out = np.zeros((spectrogram_bins, bins))

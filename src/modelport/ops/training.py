@@ -30,7 +30,7 @@ def _flat(updates: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 
 @op("Adagrad", 1, domain=TRAINING, host=(1,))
 def adagrad(ctx: Any, r: Any, t: Any, *tensors: Any, decay_factor: float = 0.0,
-            epsilon: float = 0.0, norm_coefficient: float = 0.0) -> Any:
+            epsilon: float = 1e-6, norm_coefficient: float = 0.0) -> Any:
     rate = r / (1 + float(np.asarray(t)) * decay_factor)
     updates = []
     for x, g, h in _groups(tensors, 3):

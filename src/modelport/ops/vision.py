@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from typing import Any
 
@@ -32,10 +33,8 @@ def grid_sample(ctx: Any, x: Any, grid: Any, *, align_corners: int = 0, mode: st
     """N-d grid sampling; ``grid[..., 0]`` indexes the last spatial axis (x), as in the spec."""
     xp = ctx.xp
     mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
-    dims = shape_of(x)
-    n, c, spatial = dims[0], dims[1], dims[2:]
+    spatial = shape_of(x)[2:]
     nd = len(spatial)
-    out_spatial = shape_of(grid)[1:-1]
     coords = []
     for i in range(nd):  # grid's last axis lists coordinates from the innermost axis out
         size = spatial[nd - 1 - i]
@@ -46,7 +45,18 @@ def grid_sample(ctx: Any, x: Any, grid: Any, *, align_corners: int = 0, mode: st
             coord = (_reflect(ctx, coord, 0, size - 1) if align_corners
                      else xp.clip(_reflect(ctx, coord, -0.5, size - 0.5), 0, size - 1))
         coords.append(coord)
-    coords = coords[::-1]  # now in spatial axis order
+    return _sample(ctx, x, coords[::-1], mode, padding_mode)
+
+
+def _sample(ctx: Any, x: Any, coords: list[Any], mode: str, padding_mode: str) -> Any:
+    """``x`` [N, C, *spatial] read at pixel coordinates ``coords`` (one array [N, *out] per
+    spatial axis, in axis order) by ``mode``; points outside read 0 when ``padding_mode`` is
+    "zeros" (the others have clipped the coordinates already)."""
+    xp = ctx.xp
+    dims = shape_of(x)
+    n, c, spatial = dims[0], dims[1], dims[2:]
+    nd = len(spatial)
+    out_spatial = shape_of(coords[0])[1:]
     flat = xp.reshape(x, (n, c, -1))
     strides = [int(np.prod(spatial[a + 1:])) for a in range(nd)]
 
@@ -97,6 +107,79 @@ def _cubic_weight(ctx: Any, t: Any, a: float = -0.75) -> Any:
     near = ((a + 2) * t - (a + 3)) * t * t + 1
     far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
     return xp.where(t <= 1, near, xp.where(t < 2, far, xp.zeros_like(t)))
+
+
+@op("DeformConv", 19, 22)
+def deform_conv(ctx: Any, x: Any, w: Any, offset: Any, b: Any = None, mask: Any = None, *,
+                dilations: list[int] | None = None, group: int = 1,
+                kernel_shape: list[int] | None = None, offset_group: int = 1,
+                pads: list[int] | None = None, strides: list[int] | None = None) -> Any:
+    """A convolution whose every tap reads ``x`` at its own offset (bilinear, zeros outside),
+    scaled by ``mask``: sample the taps into columns, then one grouped matmul."""
+    xp = ctx.xp
+    n, c, *spatial = shape_of(x)
+    nd = len(spatial)
+    kernel = list(kernel_shape or shape_of(w)[2:])
+    dilations, strides = dilations or [1] * nd, strides or [1] * nd
+    pads = pads or [0] * (2 * nd)
+    out = shape_of(offset)[2:]
+    taps = list(itertools.product(*(range(k) for k in kernel)))
+    # offset: [N, offset_group * taps * nd, *out], each tap's shift per axis
+    offset = xp.reshape(offset, (n, offset_group, len(taps), nd, *out))
+    if mask is not None:
+        mask = xp.reshape(mask, (n, offset_group, len(taps), *out))
+    per_group = c // offset_group
+    columns = []
+    for g in range(offset_group):
+        part = x[:, g * per_group:(g + 1) * per_group]
+        sampled = []
+        for t, tap in enumerate(taps):
+            coords = []
+            for a in range(nd):
+                start = np.arange(out[a]) * strides[a] - pads[a] + tap[a] * dilations[a]
+                start = start.reshape([out[a] if i == a else 1 for i in range(nd)])
+                coords.append(xp.asarray(start, dtype=x.dtype) + offset[:, g, t, a])
+            values = _sample(ctx, part, coords, "linear", "zeros")
+            sampled.append(values if mask is None else values * mask[:, g:g + 1, t])
+        columns.append(xp.stack(sampled, axis=2))  # N, C / offset_group, taps, *out
+    points = int(np.prod(out))
+    cols = xp.reshape(xp.concat(columns, axis=1), (n, group, c // group * len(taps), points))
+    oc = shape_of(w)[0]
+    weights = xp.reshape(w, (1, group, oc // group, c // group * len(taps)))
+    y = xp.reshape(xp.matmul(weights, cols), (n, oc, *out))
+    return y if b is None else y + xp.reshape(b, (1, oc, *([1] * nd)))
+
+
+@op("AffineGrid", 20, host=(1,))
+def affine_grid(ctx: Any, theta: Any, size: Any, *, align_corners: int = 0) -> Any:
+    """The sampling grid of ``theta`` ([N, 2, 3] or [N, 3, 4]) over ``size`` [N, C, (D,) H, W]:
+    each output point is ``theta @ (x, y, (z,) 1)``, x along the last axis, coordinates in
+    [-1, 1] at the pixel corners (``align_corners``) or centres."""
+    xp = ctx.xp
+    spatial = [int(d) for d in np.asarray(size).reshape(-1)[2:]]
+    axes = [np.linspace(-1, 1, d) if align_corners else (np.arange(d) * 2 + 1) / d - 1
+            for d in spatial]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    base = np.stack([*mesh[::-1], np.ones(spatial)], axis=-1).reshape(-1, len(spatial) + 1)
+    grid = xp.matmul(theta, xp.asarray(base.T, dtype=theta.dtype))  # N, dims, points
+    return xp.reshape(xp.permute_dims(grid, (0, 2, 1)), (shape_of(theta)[0], *spatial,
+                                                          len(spatial)))
+
+
+@op("ImageDecoder", 20, host=(0,))
+def image_decoder(ctx: Any, encoded: Any, *, pixel_format: str = "RGB") -> Any:
+    """An encoded image (JPEG, PNG, BMP, TIFF, WebP, JPEG 2000, PNM bytes) as [H, W, C]
+    uint8, decoded by Pillow on the host."""
+    try:
+        import PIL.Image
+    except ImportError as exc:
+        raise NotImplementedError("ImageDecoder needs Pillow: pip install 'modelport[images]'") \
+            from exc
+    with PIL.Image.open(io.BytesIO(np.asarray(encoded, np.uint8).tobytes())) as image:
+        if pixel_format == "Grayscale":
+            return np.asarray(image.convert("L"))[:, :, None]
+        rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1]) if pixel_format == "BGR" else rgb
 
 
 @op("NonMaxSuppression", 10, 11, host=(0, 1, 2, 3, 4))
@@ -207,14 +290,14 @@ def max_unpool(ctx: Any, x: Any, indices: Any, output_shape: Any = None, *,
     nd = len(dims) - 2
     strides = strides or [1] * nd
     pads = pads or [0] * (2 * nd)
-    if output_shape is not None:
-        out = [int(d) for d in output_shape]
-    else:
-        out = [*dims[:2], *((dims[2 + i] - 1) * strides[i] - pads[i] - pads[i + nd]
-                            + kernel_shape[i] for i in range(nd))]
+    unpooled = [*dims[:2], *((dims[2 + i] - 1) * strides[i] - pads[i] - pads[i + nd]
+                             + kernel_shape[i] for i in range(nd))]
+    out = unpooled if output_shape is None else [int(d) for d in output_shape]
     total = int(np.prod(out))
     flat = xp.zeros((total,), dtype=x.dtype)
     positions = np.asarray(indices).reshape(-1)
+    if out != unpooled:  # the indices count in the unpooled shape: same place, larger image
+        positions = np.ravel_multi_index(np.unravel_index(positions, unpooled), out)
     # The indices of a MaxPool are per (n, c) image; MaxPool's own are already global.
     flat = ctx.k.scatter_nd(flat, xp.asarray(positions.reshape(-1, 1)), xp.reshape(x, (-1,)),
                             "none")

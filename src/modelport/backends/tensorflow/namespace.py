@@ -9,6 +9,7 @@ each function the shared operators call onto TensorFlow, with array-API semantic
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +23,7 @@ int8, int16, int32, int64 = tf.int8, tf.int16, tf.int32, tf.int64
 uint8, uint16, uint32, uint64 = tf.uint8, tf.uint16, tf.uint32, tf.uint64
 complex64, complex128 = tf.complex64, tf.complex128
 bool = tf.bool
+inf, nan, pi, e = float("inf"), float("nan"), math.pi, math.e
 
 _KINDS = {
     "bool": lambda d: d == tf.bool,
@@ -82,13 +84,17 @@ def matrix_transpose(x: Any) -> tf.Tensor:
 
 
 def matmul(a: Any, b: Any) -> tf.Tensor:
+    if a.dtype in (tf.float16, tf.bfloat16):
+        # Eigen's CPU matmul sums half-precision products in half precision; torch and
+        # onnxruntime sum them in float32, and so does this.
+        return tf.cast(matmul(tf.cast(a, tf.float32), tf.cast(b, tf.float32)), a.dtype)
     if len(a.shape) == 1 or len(b.shape) == 1:  # numpy's 1-D promotion rules
         left = tf.expand_dims(a, 0) if len(a.shape) == 1 else a
         right = tf.expand_dims(b, -1) if len(b.shape) == 1 else b
         out = tf.linalg.matmul(left, right)
         if len(b.shape) == 1:
             out = tf.squeeze(out, -1)
-        return tf.squeeze(out, -2) if len(a.shape) == 1 else out
+        return tf.squeeze(out, -1 if len(b.shape) == 1 else -2) if len(a.shape) == 1 else out
     return tf.linalg.matmul(a, b)
 
 
@@ -100,9 +106,16 @@ def _reduce(fn: Any) -> Any:
             reduced = (tf.reduce_any if fn is tf.reduce_max else tf.reduce_all)(
                 x, axis=axis, keepdims=keepdims)
             return reduced
+        if x.dtype in (tf.float16, tf.bfloat16) and fn in _ACCUMULATING:
+            # Sums accumulate halves in float32, as numpy's and torch's do (TF's kernels
+            # accumulate in the half and drift a unit or two of the last place).
+            return tf.cast(fn(tf.cast(x, tf.float32), axis=axis, keepdims=keepdims), x.dtype)
         return fn(x, axis=axis, keepdims=keepdims)
 
     return reduce
+
+
+_ACCUMULATING = (tf.reduce_sum, tf.reduce_mean, tf.math.reduce_variance)
 
 
 sum = _reduce(tf.reduce_sum)
@@ -142,6 +155,15 @@ def take(x: Any, indices: Any, axis: int | None = None) -> tf.Tensor:
 
 def take_along_axis(x: Any, indices: Any, axis: int) -> tf.Tensor:
     return tnp.take_along_axis(x, indices, axis=axis)
+
+
+def searchsorted(sorted_sequence: Any, values: Any, side: str = "left") -> tf.Tensor:
+    """The array API's one sorted 1-D sequence for values of any shape (TensorFlow's own
+    searchsorted pairs each row of values with a row of the sequence)."""
+    values = tf.convert_to_tensor(values)
+    flat = tf.searchsorted(sorted_sequence, tf.reshape(values, [-1]), side=side,
+                           out_type=tf.int64)
+    return tf.reshape(flat, tf.shape(values))
 
 
 def stack(xs: Sequence[Any], axis: int = 0) -> tf.Tensor:
