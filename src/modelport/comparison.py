@@ -200,7 +200,7 @@ def compare(model: ModelSource, backends: Sequence[str], *, baseline: str | None
                          {k: list(np.shape(v)) for k, v in feeds.items()}, results)
 
 
-def run_backend(name: str, ref: str | None, model_bytes: bytes,
+def run_backend(name: str, ref: str | None, model_bytes: bytes | str,
                 feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Prepare and run one backend: what an isolated worker does for ``compare`` and ``run``.
 

@@ -166,6 +166,11 @@ def load(source: ModelSource, *, base_dir: str | os.PathLike[str] | None = None,
     return model
 
 
+def has_external_data(model: onnx.ModelProto) -> bool:
+    """True when some tensor of ``model`` (a subgraph's included) keeps its bytes in a file."""
+    return any(True for _ in _external_tensors(model))
+
+
 def _read_model_file(path: Path) -> bytes:
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")

@@ -24,7 +24,14 @@ import numpy as np
 
 from modelport.errors import BackendError, ModelportError, one_line
 from modelport.inputs import Feeds, check_feeds
-from modelport.model import ModelSource, TensorSpec, input_specs, load, output_specs
+from modelport.model import (
+    ModelSource,
+    TensorSpec,
+    has_external_data,
+    input_specs,
+    load,
+    output_specs,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -161,6 +168,9 @@ class Backend(ABC):
     kind: ClassVar[str] = "runtime"  # "runtime" wraps an ONNX engine; "translating" converts
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     Options: ClassVar[type] = NoOptions
+    # An engine that reads a model file itself: a model with external data reaches
+    # ``_prepare`` unread, with ``model_path=`` the file (see ``prepare``).
+    reads_files: ClassVar[bool] = False
 
     def prepare(self, model: ModelSource, device: str = "cpu", **options: Any) -> Session:
         """Check and prepare a model; the result runs it as often as wanted.
@@ -175,10 +185,17 @@ class Backend(ABC):
             raise BackendError(f"backend {self.name!r} does not run on {device!r}; it supports "
                                f"{', '.join(self.devices)}")
         typed = parse_options(self.name, self.Options, options)
-        proto = load(model)
+        given = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)}
+        proto = None
+        if self.reads_files and isinstance(model, str | os.PathLike):
+            # The engine reads the weights from the model's folder itself (checked safe here,
+            # not read): a model over protobuf's 2 GiB never becomes one buffer.
+            unread = load(model, load_external_data=False)
+            if has_external_data(unread):
+                proto, given["model_path"] = unread, os.fspath(model)
+        proto = proto or load(model)
         with failures_as(f"backend {self.name!r} could not prepare the model"):
-            return self._prepare(proto, device, **{f.name: getattr(typed, f.name)
-                                                   for f in dataclasses.fields(typed)})
+            return self._prepare(proto, device, **given)
 
     @abstractmethod
     def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> Session: ...

@@ -58,7 +58,7 @@ def _lacking(ort_type: str) -> bool:
 class OnnxRuntimeSession(Session):
     def __init__(self, backend: Backend, model: onnx.ModelProto, device: str, *,
                  providers: list[str] | None, intra_op_num_threads: int | None,
-                 graph_optimization_level: str) -> None:
+                 graph_optimization_level: str, model_path: str | None = None) -> None:
         if graph_optimization_level not in _LEVELS:
             raise BackendError(f"graph_optimization_level {graph_optimization_level!r}: one of "
                                f"{', '.join(_LEVELS)}")
@@ -72,8 +72,8 @@ class OnnxRuntimeSession(Session):
             providers = (["CUDAExecutionProvider"] if device.startswith("cuda") else []) + [
                 "CPUExecutionProvider"]
         try:
-            self._session = ort.InferenceSession(model.SerializeToString(), options,
-                                                 providers=providers)
+            self._session = ort.InferenceSession(model_path or model.SerializeToString(),
+                                                 options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types from C++
             raise BackendError(f"onnxruntime could not load the model: {one_line(exc)}") from exc
         self._names = [o.name for o in self._session.get_outputs()]
@@ -112,6 +112,7 @@ class OnnxRuntimeOptions:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     devices = ("cpu", "cuda")
+    reads_files = True
     Options = OnnxRuntimeOptions
 
     def _prepare(self, model: onnx.ModelProto, device: str, **options: Any) -> Session:

@@ -34,10 +34,11 @@ _DEFAULT_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 
 class OpenVinoSession(Session):
     def __init__(self, backend: OpenVinoBackend, model: onnx.ModelProto, device: str, *,
-                 config: dict[str, Any] | None) -> None:
+                 config: dict[str, Any] | None, model_path: str | None = None) -> None:
         super().__init__(backend, model, device)
         try:
-            ov_model = backend.core.read_model(model.SerializeToString(), b"")
+            ov_model = (backend.core.read_model(model_path) if model_path else
+                        backend.core.read_model(model.SerializeToString(), b""))
             self._compiled = backend.core.compile_model(
                 ov_model, device.upper(), {**_DEFAULT_CONFIG, **(config or {})})
         except Exception as exc:
@@ -97,6 +98,7 @@ class OpenVinoOptions:
 class OpenVinoBackend(Backend):
     name = "openvino"
     devices = ("cpu", "gpu", "npu")
+    reads_files = True
     Options = OpenVinoOptions
 
     def __init__(self) -> None:

@@ -50,21 +50,24 @@ def command(model: ModelArg,
     from modelport.comparison import run_backend
     from modelport.inputs import make_feeds, parse_dims
     from modelport.io import check_output_path, save_npz
-    from modelport.model import input_specs, load
+    from modelport.model import has_external_data, input_specs, load
 
     check_backends([backend])
     given: tuple[str | Path, ...] = (model, *(i.rpartition("=")[2] for i in inputs or []))
     for path in (save, save_inputs):
         if path is not None:
             check_output_path(path, (".npz",), inputs=given)
-    proto = load(model)
+    proto = load(model, load_external_data=False)  # checked, weights left where they are
     feeds = make_feeds(input_specs(proto), inputs or [], dims=parse_dims(dim or []), seed=seed)
+    # By path, so an engine that reads files takes a model over 2 GiB from its folder.
+    source = str(Path(model).resolve())
     if isolate:
         outputs = call_isolated(run_backend, backend, backend_ref(backend),
+                                source if has_external_data(proto) else
                                 proto.SerializeToString(), feeds, timeout=timeout,
                                 memory_limit_mb=memory_limit, what=f"backend {backend!r}")
     else:
-        outputs = modelport.get_backend(backend).prepare(proto).run(feeds)
+        outputs = modelport.get_backend(backend).prepare(source).run(feeds)
     if save is not None:
         save_npz(save, outputs)
     if save_inputs is not None:
