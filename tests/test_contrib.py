@@ -104,6 +104,7 @@ def test_declared_defaults_are_onnxruntimes() -> None:
             proto = onnx.AttributeProto()
             proto.ParseFromString(attribute._default_value)
             default = onnx.helper.get_attribute_value(proto) if attribute._default_value else None
+            default = default.decode() if isinstance(default, bytes) else default  # as read
             if declared.get(name) != pytest.approx(default):
                 wrong.append(f"{op_type}.{name}: declared {declared.get(name)}, schema {default}")
     assert not wrong
@@ -210,3 +211,108 @@ def test_each_quantized_contrib_operator(case: str, backend: str) -> None:
     # a value that lands on a rounding boundary can go either way, one step at most
     steps = np.abs(got.astype(np.int32) - want.astype(np.int32))
     assert steps.max() <= 1 and (steps == 0).mean() > 0.9, (steps.max(), (steps == 0).mean())
+
+
+# --- decoder-only language models from onnxruntime-genai's model builder ----------------------
+
+
+@pytest.fixture(scope="module")
+def built_llama(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A LLaMA with random weights (4 query heads sharing 2 key/value heads, rotary positions)
+    through onnxruntime-genai's builder in float32 and int4: GroupQueryAttention with a
+    key/value cache, SimplifiedLayerNormalization, SkipSimplifiedLayerNormalization,
+    MatMulNBits."""
+    import subprocess
+    import sys
+
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    root = tmp_path_factory.mktemp("llama")
+    config = transformers.LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
+                                      num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, max_position_embeddings=128)
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(root / "hf")
+    words = Tokenizer(models.WordLevel({f"t{i}": i for i in range(256)}, unk_token="t0"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()  # the builder copies a tokenizer along
+    transformers.PreTrainedTokenizerFast(tokenizer_object=words, unk_token="t0").save_pretrained(
+        root / "hf")
+    built = {}
+    for precision in ("fp32", "int4"):
+        subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i",
+                        str(root / "hf"), "-o", str(root / precision), "-p", precision, "-e",
+                        "cpu", "-c", str(root / "cache")], check=True, capture_output=True)
+        built[precision] = root / precision / "model.onnx"
+    # accuracy_level 4 lets onnxruntime quantize activations to int8 as well; at level 0 it
+    # computes with the dequantized weights, as the operator's definition does
+    exact = onnx.load(built["int4"])
+    for node in exact.graph.node:
+        for attribute in node.attribute:
+            if attribute.name == "accuracy_level":
+                attribute.i = 0
+    built["int4-exact"] = root / "int4" / "exact.onnx"
+    onnx.save(exact, built["int4-exact"], save_as_external_data=True, location="exact.data")
+    return built
+
+
+def _decoder_feeds(batch: int, new: int, past: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {"input_ids": rng.integers(0, 256, (batch, new)).astype(np.int64),
+             "attention_mask": np.ones((batch, past + new), np.int64)}
+    for layer in range(2):
+        for kind in ("key", "value"):
+            feeds[f"past_key_values.{layer}.{kind}"] = rng.standard_normal(
+                (batch, 2, past, 16)).astype(np.float32)
+    return feeds
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("precision", ["fp32", "int4-exact"])
+@pytest.mark.parametrize(("batch", "new", "past"), [(2, 4, 0), (1, 1, 6), (1, 3, 4)],
+                         ids=["prompt", "next-token", "chunk-after-cache"])
+def test_decoder_from_the_genai_builder(built_llama: dict[str, Path], precision: str,
+                                        backend: str, batch: int, new: int, past: int) -> None:
+    model = onnx.load(built_llama[precision])
+    fused = {n.op_type for n in model.graph.node}
+    assert {"GroupQueryAttention", "SkipSimplifiedLayerNormalization",
+            "SimplifiedLayerNormalization"} <= fused, fused
+    assert ("MatMulNBits" in fused) == precision.startswith("int4")
+    _against_onnxruntime(model, _decoder_feeds(batch, new, past, seed=new), backend)
+
+
+@pytest.mark.slow
+def test_int4_decoder_at_onnxruntimes_int8_accuracy_level(built_llama: dict[str, Path]) -> None:
+    """At accuracy_level 4 onnxruntime also rounds activations to int8: within 2e-2 of the
+    weights' exact dequantization, which every backend computes."""
+    _against_onnxruntime(onnx.load(built_llama["int4"]), _decoder_feeds(2, 4, 0, seed=1),
+                         "numpy", tolerance=2e-2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["hidden", "heads"])
+@pytest.mark.parametrize("interleaved", [0, 1])
+def test_rotary_embedding(backend: str, layout: str, interleaved: int) -> None:
+    """RotaryEmbedding (com.microsoft) on [B, S, hidden] and [B, heads, S, head_size], rotating
+    a part of each head (rotary_embedding_dim 8 of 16), at per-token positions."""
+    rng = np.random.default_rng(interleaved)
+    shape = (2, 3, 4 * 16) if layout == "hidden" else (2, 4, 3, 16)
+    angles = rng.uniform(0, 6, (32, 4))
+    node = helper.make_node("RotaryEmbedding", ["x", "positions", "cos", "sin"], ["y"],
+                            domain="com.microsoft", interleaved=interleaved,
+                            rotary_embedding_dim=8, num_heads=4)
+    graph = helper.make_graph(
+        [node], "rotary",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape)),
+         helper.make_tensor_value_info("positions", TensorProto.INT64, [2, 3]),
+         helper.make_tensor_value_info("cos", TensorProto.FLOAT, [32, 4]),
+         helper.make_tensor_value_info("sin", TensorProto.FLOAT, [32, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    feeds = {"x": rng.standard_normal(shape).astype(np.float32),
+             "positions": rng.integers(0, 32, (2, 3)).astype(np.int64),
+             "cos": np.cos(angles).astype(np.float32), "sin": np.sin(angles).astype(np.float32)}
+    _against_onnxruntime(model, feeds, backend)

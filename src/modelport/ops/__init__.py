@@ -7,6 +7,7 @@ operator is written and resolved.
 from modelport.ops import (  # noqa: F401 - importing registers
     contrib,
     control_flow,
+    decoder,
     elementwise,
     indexing,
     linalg,

@@ -28,6 +28,9 @@ OpFn = Callable[..., Any]
 DEFAULT_DOMAIN = ""
 _ALIASES = {"ai.onnx": ""}
 CONTRIB_DOMAINS = frozenset({"com.microsoft"})
+# onnxruntime's own operators that its tools write into the ONNX domain, as version 1, where
+# onnx has no schema for them (LayerNormalization before opset 17)
+ORT_IN_ONNX_DOMAIN = frozenset({"LayerNormalization", "SimplifiedLayerNormalization"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ def lookup(op_type: str, domain: str, opset: int) -> tuple[OpDef | None, Any]:
     if domain in CONTRIB_DOMAINS:  # onnxruntime's, not in onnx's schemas; each is version 1
         return REGISTRY.get((domain, op_type, 1)), None
     schema = schema_for(op_type, opset, domain)
+    if schema is None and domain == DEFAULT_DOMAIN and op_type in ORT_IN_ONNX_DOMAIN:
+        return REGISTRY.get((domain, op_type, 1)), None
     if schema is None:
         return None, None
     return REGISTRY.get((domain, op_type, schema.since_version)), schema
