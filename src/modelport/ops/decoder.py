@@ -165,8 +165,8 @@ def group_query_attention(ctx: Any, query: Any, key: Any = None, value: Any = No
         at = (xp.astype(position_ids, xp.int64) if position_ids is not None
               else xp.asarray(positions))
         cos, sin = _rows(ctx, cos_cache, at)[:, None], _rows(ctx, sin_cache, at)[:, None]
-        q = rotate(ctx, q, cos, sin, rotary_interleaved)
-        k = rotate(ctx, k, cos, sin, rotary_interleaved)
+        q = rotate(ctx, q, cos, sin, rotary_interleaved or 0)
+        k = rotate(ctx, k, cos, sin, rotary_interleaved or 0)
     if past_key is not None and past:
         k = xp.concat([past_key, k], axis=2)
         v = xp.concat([past_value, v], axis=2)
