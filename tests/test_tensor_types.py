@@ -9,6 +9,8 @@ are ml_dtypes' own conversions of values the type holds exactly.
 
 from __future__ import annotations
 
+from typing import Any
+
 import ml_dtypes
 import numpy as np
 import onnx
@@ -85,3 +87,39 @@ def test_an_odd_count_of_int4_elements_is_packed_into_whole_bytes() -> None:
     for name in ("onnxruntime", "openvino"):
         y = modelport.get_backend(name).prepare(model).run({"x": x})["y"]
         assert y.tolist() == [[-8, 7, 3]], name
+
+
+@pytest.fixture(scope="module")
+def half_models(zoo: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """GPT-2 and ViT converted to float16 by onnxconverter-common, float32 inputs and outputs
+    kept (``keep_io_types``): Cast nodes at the edges, every weight and activation in half."""
+    from onnxconverter_common import float16
+
+    folder = tmp_path_factory.mktemp("half")
+    converted = {}
+    for name in ("gpt2", "vit"):
+        model = float16.convert_float_to_float16(onnx.load(zoo[name]), keep_io_types=True)
+        converted[name] = folder / f"{name}.onnx"
+        onnx.save(model, converted[name])
+    return converted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+@pytest.mark.parametrize("name", ["gpt2", "vit"])
+def test_a_float16_model_from_onnxconverter_common(half_models: dict[str, Any], name: str,
+                                                   backend: str) -> None:
+    from models.zoo import feeds_for
+
+    path = half_models[name]
+    halves = sum(t.data_type == TensorProto.FLOAT16 for t in onnx.load(path).graph.initializer)
+    assert halves > 10  # what this test is about: the weights are float16
+    feeds = feeds_for(path, 2, seed=3)
+    want = modelport.get_backend("onnxruntime").prepare(path).run(feeds)
+    got = modelport.get_backend(backend).prepare(path).run(feeds)
+    for output, expected in want.items():
+        assert got[output].dtype == expected.dtype == np.float32
+        # float16 keeps 11 significant bits: two computations of one graph differ in the
+        # last bits of each of many sums
+        np.testing.assert_allclose(got[output], expected, rtol=1e-2, atol=1e-2 * float(
+            np.abs(expected).max()))
