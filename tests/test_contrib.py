@@ -316,3 +316,55 @@ def test_rotary_embedding(backend: str, layout: str, interleaved: int) -> None:
              "positions": rng.integers(0, 32, (2, 3)).astype(np.int64),
              "cos": np.cos(angles).astype(np.float32), "sin": np.sin(angles).astype(np.float32)}
     _against_onnxruntime(model, feeds, backend)
+
+
+@pytest.fixture(scope="module")
+def attention_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """BERT (eager attention, random weights) through the TorchScript exporter at opset 14 and
+    the transformers optimizer with its head count, the path that fuses whole layers:
+    EmbedLayerNormalization, Attention, SkipLayerNormalization, BiasGelu."""
+    import torch
+    from onnxruntime.transformers.optimizer import optimize_model
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+    config._attn_implementation = "eager"  # the attention pattern the optimizer matches
+    torch.manual_seed(0)
+    bert = BertModel(config).eval()
+
+    class Outputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, ids: Any, mask: Any, types: Any) -> Any:
+            out = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=types)
+            return out.last_hidden_state, out.pooler_output
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    ids = torch.randint(0, 100, (2, 8))
+    folder = tmp_path_factory.mktemp("attention_bert")
+    torch.onnx.export(Outputs().eval(), (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+                      folder / "bert.onnx", input_names=names, dynamo=False, opset_version=14,
+                      output_names=["last_hidden_state", "pooler_output"],
+                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names})
+    optimized = optimize_model(str(folder / "bert.onnx"), model_type="bert", num_heads=4,
+                               hidden_size=32, opt_level=1)
+    optimized.save_model_to_file(str(folder / "optimized.onnx"))
+    return folder / "optimized.onnx"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bert_with_fused_attention(attention_bert: Path, backend: str) -> None:
+    model = onnx.load(attention_bert)
+    fused = {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+    assert {"Attention", "EmbedLayerNormalization"} <= fused, fused
+    rng = np.random.default_rng(5)
+    mask = np.ones((3, 7), np.int64)
+    mask[1, 5:] = 0  # padded rows: the mask index masks their keys
+    mask[2, 2:] = 0
+    feeds = {"input_ids": rng.integers(0, 100, (3, 7)).astype(np.int64),
+             "attention_mask": mask, "token_type_ids": rng.integers(0, 2, (3, 7))}
+    _against_onnxruntime(model, feeds, backend, 1e-5)

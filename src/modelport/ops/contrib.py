@@ -9,15 +9,20 @@ Every contrib operator is version 1 of its domain.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from modelport.ops.elementwise import gelu, leaky_relu, sigmoid
 from modelport.ops.linalg import mat_mul
 from modelport.ops.nn import global_average_pool, layer_norm
 from modelport.ops.quant import dequantized, requantized
+from modelport.ops.reduction import softmax_along
 from modelport.ops.registry import op
+from modelport.ops.shape import shape_of
 
 MS = "com.microsoft"
 
@@ -121,3 +126,80 @@ def qlinear_global_average_pool(ctx: Any, x: Any, x_scale: Any, x_zero_point: An
     if channels_last:
         pooled = xp.permute_dims(pooled, (0, *range(2, rank), 1))
     return requantized(ctx, pooled, y_scale, y_zero_point)
+
+
+# --- the transformers optimizer's BERT fusions ---------------------------------------------------
+
+
+@op("EmbedLayerNormalization", 1, domain=MS)
+def embed_layer_normalization(ctx: Any, input_ids: Any, segment_ids: Any, word_embedding: Any,
+                              position_embedding: Any, segment_embedding: Any = None,
+                              gamma: Any = None, beta: Any = None, mask: Any = None,
+                              position_ids: Any = None, *, epsilon: float = 1e-12,
+                              mask_index_type: int | None = None) -> Any:
+    """LayerNormalization of word + position (+ segment) embeddings; outputs: the result, each
+    row's count of unmasked tokens (Attention's ``mask_index``), the sum before normalizing."""
+    xp = ctx.xp
+    batch, length = shape_of(input_ids)
+    total = _embedded(ctx, word_embedding, input_ids)
+    positions = (xp.broadcast_to(xp.arange(length, dtype=xp.int64)[None, :], (batch, length))
+                 if position_ids is None else position_ids)
+    total = total + _embedded(ctx, position_embedding, positions)
+    if segment_embedding is not None and segment_ids is not None:
+        total = total + _embedded(ctx, segment_embedding, segment_ids)
+    y = layer_norm(ctx, total, gamma, beta, -1, epsilon)
+    counts = (xp.zeros((batch,), dtype=xp.int32) if mask is None
+              else xp.astype(xp.sum(xp.astype(mask, xp.int64), axis=1), xp.int32))
+    return (y, counts, total)[:ctx.n_outputs]
+
+
+def _embedded(ctx: Any, table: Any, ids: Any) -> Any:
+    xp = ctx.xp
+    rows = xp.take(table, xp.reshape(xp.astype(ids, xp.int64), (-1,)), axis=0)
+    return xp.reshape(rows, (*shape_of(ids), shape_of(table)[-1]))
+
+
+@op("Attention", 1, domain=MS)
+def attention(ctx: Any, x: Any, weights: Any, bias: Any = None, mask_index: Any = None,
+              past: Any = None, attention_bias: Any = None, past_sequence_length: Any = None,
+              *, num_heads: int | None = None, qkv_hidden_sizes: list[int] | None = None,
+              unidirectional: int = 0, mask_filter_value: float | None = None,
+              scale: float | None = None, do_rotary: int | None = None,
+              past_present_share_buffer: int | None = None,
+              rotary_embedding_dim: int | None = None) -> Any:
+    """Multi-head self-attention with the Q, K and V projections packed in ``weights``. A 1-D
+    ``mask_index`` holds each row's length (keys past it are masked); a 2-D one is a 0/1 mask
+    over the keys; masked scores get ``mask_filter_value`` added, as onnxruntime does."""
+    if past is not None or do_rotary or num_heads is None:
+        raise NotImplementedError("Attention with a past state, rotary embeddings or no "
+                                  "num_heads")
+    xp = ctx.xp
+    batch, length, _ = shape_of(x)
+    q_size, k_size, v_size = qkv_hidden_sizes or [shape_of(weights)[1] // 3] * 3
+    qkv = xp.matmul(x, weights) if bias is None else xp.matmul(x, weights) + bias
+    q, k, v = (qkv[..., :q_size], qkv[..., q_size:q_size + k_size],
+               qkv[..., q_size + k_size:q_size + k_size + v_size])
+
+    def heads(t: Any, size: int) -> Any:  # B, S, H*d -> B, H, S, d
+        return xp.permute_dims(xp.reshape(t, (batch, length, num_heads, size // num_heads)),
+                               (0, 2, 1, 3))
+
+    scores = xp.matmul(heads(q, q_size), xp.permute_dims(heads(k, k_size), (0, 1, 3, 2)))
+    scores = scores * (scale or 1 / math.sqrt(q_size // num_heads))
+    fill = -10000.0 if mask_filter_value is None else mask_filter_value
+    if mask_index is not None:
+        keys = xp.arange(length, dtype=xp.int64)
+        if len(shape_of(mask_index)) == 1:  # each row's length
+            kept = keys[None, :] < xp.astype(mask_index, xp.int64)[:batch, None]
+        else:  # 0/1 over the keys
+            kept = xp.astype(mask_index, xp.int64) != 0
+        scores = scores + xp.where(kept, xp.asarray(0.0, dtype=scores.dtype),
+                                   xp.asarray(fill, dtype=scores.dtype))[:, None, None, :]
+    if unidirectional:
+        causal = np.tril(np.ones((length, length), bool))
+        scores = xp.where(xp.asarray(causal), scores, xp.asarray(fill, dtype=scores.dtype))
+    if attention_bias is not None:
+        scores = scores + attention_bias
+    probs = softmax_along(ctx, scores, 3)
+    out = xp.matmul(probs, heads(v, v_size))
+    return xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)), (batch, length, v_size))
