@@ -160,3 +160,25 @@ def test_regenerating_keeps_written_reasons_and_renews_generated_ones(tmp_path: 
     again.write_text(rendered)
     groups = {g.reason: g.cases for g in load_expectations(again).xfail}
     assert groups == {"x has no kernel for Foo": ["test_foo"], "fail: 0 is not 7": ["test_cast"]}
+
+
+MODEL_KINDS = ("simple", "pytorch-converted", "pytorch-operator")
+
+
+@pytest.fixture(scope="module")
+def onnxruntime_model_kinds() -> set[str]:
+    return {r.name for r in run_conformance("onnxruntime", kinds=MODEL_KINDS, jobs=2).results
+            if r.status == "pass"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+def test_the_model_kinds_that_onnxruntime_passes_pass_here(onnxruntime_model_kinds: set[str],
+                                                          backend: str) -> None:
+    """The suite's whole-model kinds (simple, pytorch-converted, pytorch-operator: 140 models,
+    the old PyTorch exporter's files among them): every one that onnxruntime runs right, each
+    translating backend runs right too."""
+    ours = {r.name for r in run_conformance(backend, kinds=MODEL_KINDS, jobs=2).results
+            if r.status == "pass"}
+    assert len(onnxruntime_model_kinds) > 90
+    assert sorted(onnxruntime_model_kinds - ours) == []

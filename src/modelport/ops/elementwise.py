@@ -119,6 +119,16 @@ def prelu(ctx: Any, x: Any, slope: Any) -> Any:
     return ctx.xp.where(x > 0, x, slope * x)  # the anchors' form: PRelu(-0.0) is slope * -0.0
 
 
+@op("PRelu", 1, 6)
+def prelu_6(ctx: Any, x: Any, slope: Any) -> Any:
+    """Versions 1 and 6: a slope of one value per channel ([C], channel axis 1, as the Caffe2
+    exporters wrote it) or one that broadcasts."""
+    dims, slopes = shape_of(x), shape_of(slope)
+    if len(slopes) == 1 and len(dims) > 2 and slopes[0] == dims[1] != dims[-1]:
+        slope = ctx.xp.reshape(slope, (dims[1], *([1] * (len(dims) - 2))))
+    return prelu(ctx, x, slope)
+
+
 @op("ThresholdedRelu", 10, 22)
 def thresholded_relu(ctx: Any, x: Any, *, alpha: float) -> Any:
     return ctx.xp.where(x > alpha, x, ctx.xp.zeros_like(x))

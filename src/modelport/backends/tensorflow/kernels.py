@@ -111,6 +111,11 @@ def _pad_spatial(x: tf.Tensor, begin: list[int], end: list[int], value: Any = 0)
 def conv(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | None, strides: list[int],
          begin: list[int], end: list[int], dilations: list[int], group: int) -> tf.Tensor:
     nd = len(x.shape) - 2
+    if any(s > 1 for s in strides) and any(d > 1 for d in dilations):
+        # TensorFlow's convolution refuses strides with dilations: every output position of
+        # stride 1, then every stride-th of them
+        dense = conv(x, w, b, [1] * nd, begin, end, dilations, group)
+        return dense[(slice(None), slice(None), *(slice(None, None, s) for s in strides))]
     filters = tf.transpose(w, [*range(2, 2 + nd), 1, 0])  # spatial..., in/group, out
     padded = _channels_last(_pad_spatial(x, begin, end))
     if group == 1 or nd != 2:
