@@ -125,7 +125,11 @@ class _Calibration:
 @pytest.fixture(scope="module")
 def quantized(zoo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
               ) -> dict[str, Path]:
-    """BERT by quantize_dynamic; ResNet by quantize_static in the QDQ and QOperator formats."""
+    """BERT by quantize_dynamic; ResNet by quantize_static in the QDQ and QOperator formats;
+    an MLP whose Linear layers the TorchScript exporter wrote as Gemm, by quantize_static in
+    QOperator format with per-channel weights (QGemm)."""
+    import torch
+
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -144,11 +148,20 @@ def quantized(zoo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
         reader = type("Reader", (_Calibration, CalibrationDataReader), {})(spec.name, shape)
         quantize_static(str(zoo["resnet"]), str(paths[f"resnet-{fmt.name}"]), reader,
                         quant_format=fmt)
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    torch.onnx.export(mlp.eval(), (torch.randn(2, 16),), folder / "mlp.onnx", dynamo=False,
+                      input_names=["x"], opset_version=17, dynamic_axes={"x": {0: "batch"}})
+    paths["mlp-QOperator"] = folder / "mlp-QOperator.onnx"
+    reader = type("Reader", (_Calibration, CalibrationDataReader), {})("x", [8, 16])
+    quantize_static(str(folder / "mlp.onnx"), str(paths["mlp-QOperator"]), reader,
+                    quant_format=QuantFormat.QOperator, per_channel=True)
     return paths
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("model", ["bert-dynamic", "resnet-QDQ", "resnet-QOperator"])
+@pytest.mark.parametrize("model", ["bert-dynamic", "resnet-QDQ", "resnet-QOperator",
+                                   "mlp-QOperator"])
 def test_models_from_the_quantizer(quantized: dict[str, Path], model: str,
                                    backend: str) -> None:
     from models.zoo import feeds_for
@@ -156,7 +169,7 @@ def test_models_from_the_quantizer(quantized: dict[str, Path], model: str,
     proto = onnx.load(quantized[model])
     kinds = {n.op_type for n in proto.graph.node}
     expected = {"bert-dynamic": "MatMulInteger", "resnet-QDQ": "QuantizeLinear",
-                "resnet-QOperator": "QLinearAdd"}[model]
+                "resnet-QOperator": "QLinearAdd", "mlp-QOperator": "QGemm"}[model]
     assert expected in kinds, kinds  # the format this case is about
     _against_onnxruntime(proto, feeds_for(quantized[model], 2, seed=0), backend, 1e-4)
 

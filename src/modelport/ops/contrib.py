@@ -19,7 +19,7 @@ import numpy as np
 from modelport.ops.elementwise import gelu, leaky_relu, sigmoid
 from modelport.ops.linalg import mat_mul
 from modelport.ops.nn import global_average_pool, layer_norm
-from modelport.ops.quant import dequantized, requantized
+from modelport.ops.quant import dequantized, requantized, xp_float32
 from modelport.ops.reduction import softmax_along
 from modelport.ops.registry import op
 from modelport.ops.shape import shape_of
@@ -203,3 +203,21 @@ def attention(ctx: Any, x: Any, weights: Any, bias: Any = None, mask_index: Any 
     probs = softmax_along(ctx, scores, 3)
     out = xp.matmul(probs, heads(v, v_size))
     return xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)), (batch, length, v_size))
+
+
+@op("QGemm", 1, domain=MS)
+def qgemm(ctx: Any, a: Any, a_scale: Any, a_zero_point: Any, b: Any, b_scale: Any,
+          b_zero_point: Any, c: Any = None, y_scale: Any = None, y_zero_point: Any = None, *,
+          alpha: float = 1.0, transA: int = 0, transB: int = 0) -> Any:
+    """Gemm of quantized A and B (B per tensor or per output column); C is int32 at scale
+    ``alpha * a_scale * b_scale``; the result is quantized when ``y_scale`` is given, else
+    float32."""
+    xp = ctx.xp
+    a_real = dequantized(ctx, a, a_scale, a_zero_point)
+    b_real = dequantized(ctx, b, b_scale, b_zero_point, axis=0 if transB else 1)
+    y = xp.matmul(xp.matrix_transpose(a_real) if transA else a_real,
+                  xp.matrix_transpose(b_real) if transB else b_real) * alpha
+    if c is not None:
+        bias_scale = xp_float32(ctx, a_scale) * xp_float32(ctx, b_scale) * alpha
+        y = y + xp.astype(c, xp.float32) * bias_scale
+    return y if y_scale is None else requantized(ctx, y, y_scale, y_zero_point)
