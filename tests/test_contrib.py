@@ -381,3 +381,31 @@ def test_bert_with_fused_attention(attention_bert: Path, backend: str) -> None:
     feeds = {"input_ids": rng.integers(0, 100, (3, 7)).astype(np.int64),
              "attention_mask": mask, "token_type_ids": rng.integers(0, 2, (3, 7))}
     _against_onnxruntime(model, feeds, backend, 1e-5)
+
+
+@pytest.fixture(scope="module")
+def quantized_attention_bert(attention_bert: Path) -> Path:
+    """The fused BERT through quantize_dynamic: QAttention and QEmbedLayerNormalization.
+    (Its weights feed contrib operators, whose types onnx's shape inference cannot tell the
+    quantizer: ``DefaultTensorType`` says float.)"""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = attention_bert.with_name("quantized.onnx")
+    quantize_dynamic(str(attention_bert), str(path), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bert_with_quantized_fused_attention(quantized_attention_bert: Path,
+                                             backend: str) -> None:
+    model = onnx.load(quantized_attention_bert)
+    fused = {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+    assert {"QAttention", "QEmbedLayerNormalization"} <= fused, fused
+    rng = np.random.default_rng(6)
+    mask = np.ones((2, 9), np.int64)
+    mask[0, 4:] = 0
+    feeds = {"input_ids": rng.integers(0, 100, (2, 9)).astype(np.int64),
+             "attention_mask": mask, "token_type_ids": rng.integers(0, 2, (2, 9))}
+    _against_onnxruntime(model, feeds, backend, 1e-5)

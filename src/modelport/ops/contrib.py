@@ -221,3 +221,40 @@ def qgemm(ctx: Any, a: Any, a_scale: Any, a_zero_point: Any, b: Any, b_scale: An
         bias_scale = xp_float32(ctx, a_scale) * xp_float32(ctx, b_scale) * alpha
         y = y + xp.astype(c, xp.float32) * bias_scale
     return y if y_scale is None else requantized(ctx, y, y_scale, y_zero_point)
+
+
+# --- quantize_dynamic on a fused BERT ------------------------------------------------------------
+
+
+@op("QAttention", 1, domain=MS)
+def qattention(ctx: Any, x: Any, weight: Any, bias: Any, input_scale: Any, weight_scale: Any,
+               mask_index: Any = None, input_zero_point: Any = None,
+               weight_zero_point: Any = None, past: Any = None, *,
+               num_heads: int | None = None, unidirectional: int = 0,
+               mask_filter_value: float | None = None, scale: float | None = None,
+               do_rotary: int | None = None,
+               past_present_share_buffer: int | None = None) -> Any:
+    """Attention on a quantized input and quantized packed weights (per tensor or per output
+    column), the bias and the result in float."""
+    return attention(ctx, dequantized(ctx, x, input_scale, input_zero_point),
+                     dequantized(ctx, weight, weight_scale, weight_zero_point), bias,
+                     mask_index, past, num_heads=num_heads, unidirectional=unidirectional,
+                     mask_filter_value=mask_filter_value, scale=scale, do_rotary=do_rotary)
+
+
+@op("QEmbedLayerNormalization", 1, domain=MS)
+def qembed_layer_normalization(ctx: Any, input_ids: Any, segment_ids: Any, word: Any,
+                               position: Any, segment: Any, gamma: Any, beta: Any, mask: Any,
+                               word_scale: Any, position_scale: Any, segment_scale: Any,
+                               gamma_scale: Any, beta_scale: Any, word_zero: Any,
+                               position_zero: Any, segment_zero: Any, gamma_zero: Any,
+                               beta_zero: Any, *, epsilon: float = 1e-12) -> Any:
+    """EmbedLayerNormalization whose tables, gamma and beta are quantized (per tensor)."""
+    def real(q: Any, s: Any, z: Any) -> Any:
+        return None if q is None else dequantized(ctx, q, s, z)
+
+    return embed_layer_normalization(
+        ctx, input_ids, segment_ids, real(word, word_scale, word_zero),
+        real(position, position_scale, position_zero), real(segment, segment_scale, segment_zero),
+        real(gamma, gamma_scale, gamma_zero), real(beta, beta_scale, beta_zero), mask,
+        epsilon=epsilon)
