@@ -409,3 +409,39 @@ def test_bert_with_quantized_fused_attention(quantized_attention_bert: Path,
     feeds = {"input_ids": rng.integers(0, 100, (2, 9)).astype(np.int64),
              "attention_mask": mask, "token_type_ids": rng.integers(0, 2, (2, 9))}
     _against_onnxruntime(model, feeds, backend, 1e-5)
+
+
+@pytest.fixture(scope="module")
+def ort_optimized(zoo: dict[str, Path], quantized: dict[str, Path],
+                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Models as onnxruntime's own graph optimizer saves them (``optimized_model_filepath`` at
+    the extended level): FusedConv, FusedGemm, FusedMatMul, DynamicQuantizeMatMul,
+    MatMulIntegerToFloat."""
+    import onnxruntime
+
+    sources = {"resnet": zoo["resnet"], "bert": zoo["bert"],
+               "bert-dynamic": quantized["bert-dynamic"],
+               "mlp": quantized["mlp-QOperator"].with_name("mlp.onnx")}
+    folder = tmp_path_factory.mktemp("ort_optimized")
+    saved = {}
+    for name, source in sources.items():
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(folder / f"{name}.onnx")
+        onnxruntime.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        saved[name] = folder / f"{name}.onnx"
+    return saved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("model", "fusions"), [
+    ("resnet", {"FusedConv"}), ("bert", {"FusedGemm", "FusedMatMul"}),
+    ("bert-dynamic", {"DynamicQuantizeMatMul", "MatMulIntegerToFloat"}), ("mlp", {"FusedGemm"})])
+def test_models_saved_by_onnxruntimes_optimizer(ort_optimized: dict[str, Path], model: str,
+                                                fusions: set[str], backend: str) -> None:
+    from models.zoo import feeds_for
+
+    proto = onnx.load(ort_optimized[model])
+    assert fusions <= {n.op_type for n in proto.graph.node}  # what this case is about
+    _against_onnxruntime(proto, feeds_for(ort_optimized[model], 2, seed=4), backend, 1e-4)

@@ -16,10 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.elementwise import gelu, leaky_relu, sigmoid
-from modelport.ops.linalg import mat_mul
-from modelport.ops.nn import global_average_pool, layer_norm
-from modelport.ops.quant import dequantized, requantized, xp_float32
+from modelport.ops.elementwise import gelu, hard_sigmoid, leaky_relu, relu, sigmoid
+from modelport.ops.linalg import gemm, mat_mul
+from modelport.ops.nn import conv, global_average_pool, layer_norm
+from modelport.ops.quant import (
+    dequantized,
+    dynamic_quantize_linear,
+    requantized,
+    xp_float32,
+)
 from modelport.ops.reduction import softmax_along
 from modelport.ops.registry import op
 from modelport.ops.shape import shape_of
@@ -258,3 +263,65 @@ def qembed_layer_normalization(ctx: Any, input_ids: Any, segment_ids: Any, word:
         real(position, position_scale, position_zero), real(segment, segment_scale, segment_zero),
         real(gamma, gamma_scale, gamma_zero), real(beta, beta_scale, beta_zero), mask,
         epsilon=epsilon)
+
+
+# --- onnxruntime's own graph optimizer, as a saved optimized model holds it ---------------------
+
+
+def _activated(ctx: Any, y: Any, activation: str | None, params: list[float]) -> Any:
+    """The activation onnxruntime fuses into a Conv or Gemm, with its parameters in order."""
+    if activation in (None, "", "Identity"):
+        return y
+    fused: dict[str, Callable[[], Any]] = {
+        "Relu": lambda: relu(ctx, y),
+        "Tanh": lambda: ctx.xp.tanh(y),
+        "Sigmoid": lambda: sigmoid(ctx, y),
+        "LeakyRelu": lambda: leaky_relu(ctx, y, alpha=params[0] if params else 0.01),
+        "Clip": lambda: ctx.xp.clip(y, params[0], params[1]),
+        "HardSigmoid": lambda: hard_sigmoid(ctx, y, alpha=params[0], beta=params[1]),
+    }
+    if activation not in fused:
+        raise NotImplementedError(f"a fused {activation} activation")
+    return fused[activation]()
+
+
+@op("FusedConv", 1, domain=MS)
+def fused_conv(ctx: Any, x: Any, w: Any, b: Any = None, z: Any = None, *,
+               activation: str | None = None, activation_params: list[float] | None = None,
+               auto_pad: str = "NOTSET", dilations: list[int] | None = None, group: int = 1,
+               kernel_shape: list[int] | None = None, pads: list[int] | None = None,
+               strides: list[int] | None = None) -> Any:
+    """Conv, plus ``z`` where given (a fused residual Add), then the activation."""
+    y = conv(ctx, x, w, b, auto_pad=auto_pad, dilations=dilations, group=group,
+             kernel_shape=kernel_shape, pads=pads, strides=strides)
+    return _activated(ctx, y if z is None else y + z, activation, activation_params or [])
+
+
+@op("FusedGemm", 1, domain=MS)
+def fused_gemm(ctx: Any, a: Any, b: Any, c: Any = None, *, alpha: float = 1.0,
+               beta: float = 1.0, transA: int = 0, transB: int = 0,
+               activation: str | None = None, activation_alpha: float | None = None,
+               activation_beta: float | None = None,
+               activation_gamma: float | None = None) -> Any:
+    y = gemm(ctx, a, b, c, alpha=alpha, beta=beta, transA=transA, transB=transB)
+    params = [p for p in (activation_alpha, activation_beta, activation_gamma) if p is not None]
+    return _activated(ctx, y, activation, params)
+
+
+@op("MatMulIntegerToFloat", 1, domain=MS)
+def mat_mul_integer_to_float(ctx: Any, a: Any, b: Any, a_scale: Any, b_scale: Any,
+                             a_zero_point: Any = None, b_zero_point: Any = None,
+                             bias: Any = None) -> Any:
+    """MatMulInteger, scaled to float32 (B per tensor or per column), plus ``bias``."""
+    y = ctx.xp.matmul(dequantized(ctx, a, a_scale, a_zero_point),
+                      dequantized(ctx, b, b_scale, b_zero_point, axis=-1))
+    return y if bias is None else y + bias
+
+
+@op("DynamicQuantizeMatMul", 1, domain=MS)
+def dynamic_quantize_mat_mul(ctx: Any, a: Any, b: Any, b_scale: Any, b_zero_point: Any = None,
+                             bias: Any = None) -> Any:
+    """A quantized to uint8 as DynamicQuantizeLinear does, then MatMulIntegerToFloat."""
+    a_quantized, a_scale, a_zero = dynamic_quantize_linear(ctx, a)
+    return mat_mul_integer_to_float(ctx, a_quantized, b, a_scale, b_scale, a_zero, b_zero_point,
+                                    bias)
