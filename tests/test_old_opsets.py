@@ -279,3 +279,35 @@ def test_version_6_gemm_dropout_and_batch_normalization(backend: str) -> None:
     np.testing.assert_array_equal(got["dropped"], a)
     np.testing.assert_allclose(got["bn"], (image - mean[per]) / np.sqrt(var[per] + 1e-3)
                                * scale[per] + bias[per], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "tensorflow"])
+@pytest.mark.parametrize(("op_type", "gates", "opset"), [
+    ("RNN", 1, 1), ("GRU", 3, 1), ("GRU", 3, 3), ("LSTM", 4, 1)])
+def test_version_1_and_3_recurrent_layers(backend: str, op_type: str, gates: int,
+                                          opset: int) -> None:
+    """The first recurrent versions carry ``output_sequence``, which version 7 dropped without
+    changing what is computed: each must give what onnxruntime gives for the same node at
+    version 7 (onnxruntime has no kernel for versions 1 and 3)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(gates + opset)
+    hidden, names = 5, ["x", "w", "r", "b"]
+    feeds = {"x": rng.standard_normal((4, 2, 3)), "w": rng.standard_normal((2, gates * hidden, 3)),
+             "r": rng.standard_normal((2, gates * hidden, hidden)),
+             "b": rng.standard_normal((2, 2 * gates * hidden))}
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+
+    def model(version: int, **extra: Any) -> onnx.ModelProto:
+        node = helper.make_node(op_type, names, ["y", "y_h"], hidden_size=hidden,
+                                direction="bidirectional", **extra)
+        graph = helper.make_graph(
+            [node], "recurrent", [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                                  for n in names],
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_h")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
+
+    want = modelport.get_backend("onnxruntime").prepare(model(7)).run(feeds)
+    got = modelport.get_backend(backend).prepare(model(opset, output_sequence=1)).run(feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)

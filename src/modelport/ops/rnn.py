@@ -212,3 +212,19 @@ def _clip(ctx: Any, value: Any, clip: float | None) -> Any:
 
 def _outputs(ctx: Any, results: tuple[Any, ...]) -> tuple[Any, ...]:
     return results[:ctx.n_outputs] if ctx.n_outputs < len(results) else results
+
+
+# Versions 1 and 3 add ``output_sequence``, which says whether the exporter wanted Y; the
+# node's outputs say that already, so it changes nothing computed. (GRU-1 has no
+# linear_before_reset, which is its default, 0.)
+def _without_output_sequence(fn: Any) -> Any:
+    def old(ctx: Any, *inputs: Any, output_sequence: int = 0, **attributes: Any) -> Any:
+        return fn(ctx, *inputs, **attributes)
+
+    old.__name__ = f"{fn.__name__}_1"
+    return old
+
+
+op("RNN", 1)(_without_output_sequence(rnn))
+op("GRU", 1, 3)(_without_output_sequence(gru))
+op("LSTM", 1)(_without_output_sequence(lstm))
