@@ -190,6 +190,19 @@ QUANTIZED: dict[str, tuple[str, list[tuple[str, Any]], dict[str, Any]]] = {
                                       [("x", (2, 4, 4, 3)), ("x_scale", 0.05),
                                        ("x_zero", 128), ("y_scale", 0.03), ("y_zero", 120)],
                                       {"channels_last": 1}),
+    "QLinearAveragePool": ("QLinearAveragePool",
+                           [("x", (2, 3, 6, 6)), ("x_scale", 0.05), ("x_zero", 128),
+                            ("y_scale", 0.03), ("y_zero", 120)],
+                           {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "QLinearAveragePool-nhwc": ("QLinearAveragePool",
+                                [("x", (2, 6, 6, 3)), ("x_scale", 0.05), ("x_zero", 128),
+                                 ("y_scale", 0.03), ("y_zero", 120)],
+                                {"kernel_shape": [2, 2], "channels_last": 1,
+                                 "count_include_pad": 1}),
+    "QLinearConcat": ("QLinearConcat", [("y_scale", 0.06), ("y_zero", 125),
+                                        ("a", (2, 3, 4)), ("a_scale", 0.05), ("a_zero", 128),
+                                        ("b", (2, 5, 4)), ("b_scale", 0.08), ("b_zero", 110)],
+                      {"axis": 1}),
 }
 
 

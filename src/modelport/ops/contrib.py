@@ -18,7 +18,7 @@ import numpy as np
 
 from modelport.ops.elementwise import gelu, hard_sigmoid, leaky_relu, relu, sigmoid
 from modelport.ops.linalg import gemm, mat_mul
-from modelport.ops.nn import conv, global_average_pool, layer_norm
+from modelport.ops.nn import average_pool, conv, global_average_pool, layer_norm
 from modelport.ops.quant import (
     dequantized,
     dynamic_quantize_linear,
@@ -118,19 +118,52 @@ def qlinear_leaky_relu(ctx: Any, x: Any, x_scale: Any, x_zero_point: Any, y_scal
     return requantized(ctx, leaky_relu(ctx, real, alpha=alpha), y_scale, y_zero_point)
 
 
+def _channels_first(ctx: Any, x: Any, channels_last: int) -> Any:
+    """(N, ..., C) as (N, C, ...) when ``channels_last``."""
+    rank = len(shape_of(x))
+    return ctx.xp.permute_dims(x, (0, rank - 1, *range(1, rank - 1))) if channels_last else x
+
+
+def _channels_back(ctx: Any, x: Any, channels_last: int) -> Any:
+    rank = len(shape_of(x))
+    return ctx.xp.permute_dims(x, (0, *range(2, rank), 1)) if channels_last else x
+
+
 @op("QLinearGlobalAveragePool", 1, domain=MS)
 def qlinear_global_average_pool(ctx: Any, x: Any, x_scale: Any, x_zero_point: Any,
                                 y_scale: Any, y_zero_point: Any, *,
                                 channels_last: int = 0) -> Any:
-    xp = ctx.xp
-    real = dequantized(ctx, x, x_scale, x_zero_point)
-    rank = len(real.shape)
-    if channels_last:  # (N, ..., C) -> (N, C, ...) and back
-        real = xp.permute_dims(real, (0, rank - 1, *range(1, rank - 1)))
-    pooled = global_average_pool(ctx, real)
-    if channels_last:
-        pooled = xp.permute_dims(pooled, (0, *range(2, rank), 1))
+    real = _channels_first(ctx, dequantized(ctx, x, x_scale, x_zero_point), channels_last)
+    pooled = _channels_back(ctx, global_average_pool(ctx, real), channels_last)
     return requantized(ctx, pooled, y_scale, y_zero_point)
+
+
+@op("QLinearAveragePool", 1, domain=MS)
+def qlinear_average_pool(ctx: Any, x: Any, x_scale: Any, x_zero_point: Any, y_scale: Any,
+                         y_zero_point: Any = None, *, auto_pad: str = "NOTSET",
+                         ceil_mode: int = 0, channels_last: int = 0,
+                         count_include_pad: int = 0, kernel_shape: list[int] | None = None,
+                         pads: list[int] | None = None,
+                         strides: list[int] | None = None) -> Any:
+    if kernel_shape is None:
+        raise ValueError("QLinearAveragePool needs kernel_shape")
+    real = _channels_first(ctx, dequantized(ctx, x, x_scale, x_zero_point), channels_last)
+    pooled = average_pool(ctx, real, auto_pad=auto_pad, ceil_mode=ceil_mode,
+                          count_include_pad=count_include_pad, kernel_shape=kernel_shape,
+                          pads=pads, strides=strides)
+    return requantized(ctx, _channels_back(ctx, pooled, channels_last), y_scale, y_zero_point)
+
+
+@op("QLinearConcat", 1, domain=MS)
+def qlinear_concat(ctx: Any, y_scale: Any, y_zero_point: Any, *inputs: Any,
+                   axis: int | None = None) -> Any:
+    """Concat of (tensor, scale, zero point) triples, requantized to the output's scale."""
+    if axis is None:
+        raise ValueError("QLinearConcat needs axis")
+    reals = [dequantized(ctx, inputs[i], inputs[i + 1], inputs[i + 2])
+             for i in range(0, len(inputs), 3)]
+    rank = len(shape_of(reals[0]))
+    return requantized(ctx, ctx.xp.concat(reals, axis=axis % rank), y_scale, y_zero_point)
 
 
 # --- the transformers optimizer's BERT fusions ---------------------------------------------------
