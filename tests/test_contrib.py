@@ -458,3 +458,46 @@ def test_models_saved_by_onnxruntimes_optimizer(ort_optimized: dict[str, Path], 
     proto = onnx.load(ort_optimized[model])
     assert fusions <= {n.op_type for n in proto.graph.node}  # what this case is about
     _against_onnxruntime(proto, feeds_for(ort_optimized[model], 2, seed=4), backend, 1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("form", ["self-past-causal-mask", "cross-heads", "lengths"])
+def test_multi_head_attention(backend: str, form: str) -> None:
+    """MultiHeadAttention (com.microsoft) in the forms onnxruntime's CPU provider runs:
+    [B, S, D] q/k/v with a bias, a 0/1 key mask, a past key/value and a causal mask; keys and
+    values already split into heads (cross-attention); a mask of row lengths."""
+    rng = np.random.default_rng(len(form))
+    batch, length, past, heads, size = 2, 3, 5, 4, 8
+    width = heads * size
+
+    def tensor(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    if form == "self-past-causal-mask":
+        mask = np.ones((batch, past + length), np.int32)
+        mask[1, -2:] = 0
+        feeds = {"q": tensor(batch, length, width), "k": tensor(batch, length, width),
+                 "v": tensor(batch, length, width), "bias": tensor(3 * width), "mask": mask,
+                 "past_k": tensor(batch, heads, past, size),
+                 "past_v": tensor(batch, heads, past, size)}
+        names, attributes = ["q", "k", "v", "bias", "mask", "", "past_k", "past_v"], {
+            "unidirectional": 1}
+    elif form == "cross-heads":
+        feeds = {"q": tensor(batch, length, width), "k": tensor(batch, heads, past, size),
+                 "v": tensor(batch, heads, past, size)}
+        names, attributes = ["q", "k", "v"], {}
+    else:
+        feeds = {"q": tensor(batch, length, width), "k": tensor(batch, past, width),
+                 "v": tensor(batch, past, width), "mask": np.array([5, 2], np.int32)}
+        names, attributes = ["q", "k", "v", "", "mask"], {}
+    node = helper.make_node("MultiHeadAttention", names, ["y", "present_k", "present_v"],
+                            domain="com.microsoft", num_heads=heads, **attributes)
+    graph = helper.make_graph(
+        [node], "mha",
+        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), None)
+         for n, v in feeds.items()],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+         for n in ("y", "present_k", "present_v")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    _against_onnxruntime(model, feeds, backend)

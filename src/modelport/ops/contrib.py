@@ -212,35 +212,88 @@ def attention(ctx: Any, x: Any, weights: Any, bias: Any = None, mask_index: Any 
         raise NotImplementedError("Attention with a past state, rotary embeddings or no "
                                   "num_heads")
     xp = ctx.xp
-    batch, length, _ = shape_of(x)
     q_size, k_size, v_size = qkv_hidden_sizes or [shape_of(weights)[1] // 3] * 3
     qkv = xp.matmul(x, weights) if bias is None else xp.matmul(x, weights) + bias
     q, k, v = (qkv[..., :q_size], qkv[..., q_size:q_size + k_size],
                qkv[..., q_size + k_size:q_size + k_size + v_size])
+    return _attend(ctx, _heads(ctx, q, num_heads), _heads(ctx, k, num_heads),
+                   _heads(ctx, v, num_heads), mask_index, attention_bias, unidirectional,
+                   scale, mask_filter_value)
 
-    def heads(t: Any, size: int) -> Any:  # B, S, H*d -> B, H, S, d
-        return xp.permute_dims(xp.reshape(t, (batch, length, num_heads, size // num_heads)),
-                               (0, 2, 1, 3))
 
-    scores = xp.matmul(heads(q, q_size), xp.permute_dims(heads(k, k_size), (0, 1, 3, 2)))
-    scores = scores * (scale or 1 / math.sqrt(q_size // num_heads))
-    fill = -10000.0 if mask_filter_value is None else mask_filter_value
-    if mask_index is not None:
-        keys = xp.arange(length, dtype=xp.int64)
-        if len(shape_of(mask_index)) == 1:  # each row's length
-            kept = keys[None, :] < xp.astype(mask_index, xp.int64)[:batch, None]
+def _heads(ctx: Any, t: Any, num_heads: int) -> Any:
+    """[B, S, H * d] as [B, H, S, d]."""
+    batch, length, width = shape_of(t)
+    return ctx.xp.permute_dims(ctx.xp.reshape(t, (batch, length, num_heads,
+                                                  width // num_heads)), (0, 2, 1, 3))
+
+
+def _attend(ctx: Any, q: Any, k: Any, v: Any, key_mask: Any, attention_bias: Any,
+            causal: int, scale: float | None, fill: float | None) -> Any:
+    """softmax(q kᵀ * scale + masks) v over heads [B, H, S, d], as [B, S, H * d_v]. A 1-D
+    ``key_mask`` is each row's length, a 2-D one 0/1 per key; masked or future keys get
+    ``fill`` (onnxruntime's -10000 by default) added, so a fully masked row stays finite."""
+    xp = ctx.xp
+    batch, heads, length, size = shape_of(q)
+    keys = shape_of(k)[2]
+    scores = xp.matmul(q, xp.permute_dims(k, (0, 1, 3, 2))) * (scale or 1 / math.sqrt(size))
+    fill = -10000.0 if fill is None else fill
+    penalty = xp.asarray(fill, dtype=scores.dtype)
+    zero = xp.asarray(0.0, dtype=scores.dtype)
+    if key_mask is not None:
+        if len(shape_of(key_mask)) == 1:  # each row's length
+            kept = xp.arange(keys, dtype=xp.int64)[None, :] < \
+                xp.astype(key_mask, xp.int64)[:batch, None]
         else:  # 0/1 over the keys
-            kept = xp.astype(mask_index, xp.int64) != 0
-        scores = scores + xp.where(kept, xp.asarray(0.0, dtype=scores.dtype),
-                                   xp.asarray(fill, dtype=scores.dtype))[:, None, None, :]
-    if unidirectional:
-        causal = np.tril(np.ones((length, length), bool))
-        scores = xp.where(xp.asarray(causal), scores, xp.asarray(fill, dtype=scores.dtype))
+            kept = xp.astype(key_mask, xp.int64) != 0
+        scores = scores + xp.where(kept, zero, penalty)[:, None, None, :]
+    if causal:  # query i, the last of the keys' length - S + i, sees the keys up to itself
+        allowed = np.tril(np.ones((length, keys), bool), k=keys - length)
+        scores = xp.where(xp.asarray(allowed), scores, penalty)
     if attention_bias is not None:
         scores = scores + attention_bias
-    probs = softmax_along(ctx, scores, 3)
-    out = xp.matmul(probs, heads(v, v_size))
-    return xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)), (batch, length, v_size))
+    out = xp.matmul(softmax_along(ctx, scores, 3), v)
+    return xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)),
+                      (batch, length, heads * shape_of(v)[3]))
+
+
+@op("MultiHeadAttention", 1, domain=MS)
+def multi_head_attention(ctx: Any, query: Any, key: Any = None, value: Any = None,
+                         bias: Any = None, key_padding_mask: Any = None,
+                         attention_bias: Any = None, past_key: Any = None,
+                         past_value: Any = None, past_sequence_length: Any = None,
+                         cache_indirection: Any = None, *, num_heads: int | None = None,
+                         unidirectional: int = 0, mask_filter_value: float | None = None,
+                         scale: float | None = None) -> Any:
+    """Attention of projected query, key and value: [B, S, D] each, or key and value already
+    split into heads ([B, H, L, d], cross-attention), or packed ([B, S, H, 3, d] QKV in
+    ``query``; [B, L, H, 2, d] KV in ``key``). ``bias`` adds to q, k and v; a past key and
+    value are prepended, and the outputs after the first are the key and value with them."""
+    if num_heads is None or cache_indirection is not None:
+        raise NotImplementedError("MultiHeadAttention without num_heads or with beam search")
+    xp = ctx.xp
+    dims = shape_of(query)
+    if len(dims) == 5:  # packed QKV: B, S, H, 3, d
+        q, k, v = (xp.permute_dims(query[:, :, :, i], (0, 2, 1, 3)) for i in range(3))
+    else:
+        width = dims[2]
+        if bias is not None:
+            query = query + bias[:width]
+        q = _heads(ctx, query, num_heads)
+        if len(shape_of(key)) == 5:  # packed KV: B, L, H, 2, d
+            k, v = (xp.permute_dims(key[:, :, :, i], (0, 2, 1, 3)) for i in range(2))
+        elif len(shape_of(key)) == 4:  # already split into heads
+            k, v = key, value
+        else:
+            k_width = shape_of(key)[2]
+            if bias is not None:
+                key, value = key + bias[width:width + k_width], value + bias[width + k_width:]
+            k, v = _heads(ctx, key, num_heads), _heads(ctx, value, num_heads)
+    if past_key is not None:
+        k, v = xp.concat([past_key, k], axis=2), xp.concat([past_value, v], axis=2)
+    out = _attend(ctx, q, k, v, key_padding_mask, attention_bias, unidirectional, scale,
+                  mask_filter_value)
+    return (out, k, v)[:ctx.n_outputs]
 
 
 @op("QGemm", 1, domain=MS)
