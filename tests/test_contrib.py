@@ -432,7 +432,7 @@ def ort_optimized(zoo: dict[str, Path], quantized: dict[str, Path],
     MatMulIntegerToFloat."""
     import onnxruntime
 
-    sources = {"resnet": zoo["resnet"], "bert": zoo["bert"],
+    sources = {"resnet": zoo["resnet"], "bert": zoo["bert"], "gpt2": zoo["gpt2"],
                "bert-dynamic": quantized["bert-dynamic"],
                "mlp": quantized["mlp-QOperator"].with_name("mlp.onnx")}
     folder = tmp_path_factory.mktemp("ort_optimized")
@@ -450,6 +450,7 @@ def ort_optimized(zoo: dict[str, Path], quantized: dict[str, Path],
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("model", "fusions"), [
     ("resnet", {"FusedConv"}), ("bert", {"FusedGemm", "FusedMatMul"}),
+    ("gpt2", {"FastGelu", "SkipLayerNormalization"}),
     ("bert-dynamic", {"DynamicQuantizeMatMul", "MatMulIntegerToFloat"}), ("mlp", {"FusedGemm"})])
 def test_models_saved_by_onnxruntimes_optimizer(ort_optimized: dict[str, Path], model: str,
                                                 fusions: set[str], backend: str) -> None:
