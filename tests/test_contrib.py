@@ -502,3 +502,25 @@ def test_multi_head_attention(backend: str, form: str) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                     helper.make_opsetid("com.microsoft", 1)])
     _against_onnxruntime(model, feeds, backend)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "zero-points"])
+def test_the_4_bit_matmul_quantizer(zoo: dict[str, Path], tmp_path: Path, backend: str,
+                                    symmetric: bool) -> None:
+    """onnxruntime's MatMulNBitsQuantizer (blocks of 32, accuracy level 0) on BERT: 4-bit
+    weights, packed zero points when asymmetric."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    from models.zoo import feeds_for
+
+    quantizer = MatMulNBitsQuantizer(onnx.load(zoo["bert"]), block_size=32,
+                                     is_symmetric=symmetric, accuracy_level=0)
+    quantizer.process()
+    path = tmp_path / "bert-4bit.onnx"
+    quantizer.model.save_model_to_file(str(path), use_external_data_format=False)
+    proto = onnx.load(path)
+    packed = [n for n in proto.graph.node if n.op_type == "MatMulNBits"]
+    assert len(packed) >= 4 and all((len(n.input) > 3) != symmetric for n in packed)
+    _against_onnxruntime(proto, feeds_for(path, 2, seed=7), backend, 1e-4)
