@@ -93,14 +93,18 @@ def test_declared_defaults_are_onnxruntimes() -> None:
 
     from modelport.ops.registry import REGISTRY
 
-    schemas = {s.name: s for s in ort.get_all_operator_schema() if s.domain == "com.microsoft"}
+    from modelport.ops.registry import ORT_IN_ONNX_DOMAIN
+
+    schemas = {(s.domain, s.name): s for s in ort.get_all_operator_schema()
+               if s.domain == "com.microsoft" or (s.name in ORT_IN_ONNX_DOMAIN
+                                                  and s.since_version == 1)}
     wrong = []
-    for (domain, op_type, _), opdef in REGISTRY.items():
-        if domain != "com.microsoft":
+    for (domain, op_type, version), opdef in REGISTRY.items():
+        if domain != "com.microsoft" and not (op_type in ORT_IN_ONNX_DOMAIN and version == 1):
             continue
         declared = {n: p.default for n, p in inspect.signature(opdef.fn).parameters.items()
                     if p.kind == p.KEYWORD_ONLY}
-        for name, attribute in schemas[op_type].attributes.items():
+        for name, attribute in schemas[domain, op_type].attributes.items():
             proto = onnx.AttributeProto()
             proto.ParseFromString(attribute._default_value)
             default = onnx.helper.get_attribute_value(proto) if attribute._default_value else None
