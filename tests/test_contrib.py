@@ -91,9 +91,7 @@ def test_each_contrib_operator(case: str, backend: str) -> None:
 def test_declared_defaults_are_onnxruntimes() -> None:
     from onnxruntime.capi import onnxruntime_pybind11_state as ort
 
-    from modelport.ops.registry import REGISTRY
-
-    from modelport.ops.registry import ORT_IN_ONNX_DOMAIN
+    from modelport.ops.registry import ORT_IN_ONNX_DOMAIN, REGISTRY
 
     schemas = {(s.domain, s.name): s for s in ort.get_all_operator_schema()
                if s.domain == "com.microsoft" or (s.name in ORT_IN_ONNX_DOMAIN
@@ -133,7 +131,6 @@ def quantized(zoo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     an MLP whose Linear layers the TorchScript exporter wrote as Gemm, by quantize_static in
     QOperator format with per-channel weights (QGemm)."""
     import torch
-
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
