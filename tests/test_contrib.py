@@ -525,3 +525,40 @@ def test_the_4_bit_matmul_quantizer(zoo: dict[str, Path], tmp_path: Path, backen
     packed = [n for n in proto.graph.node if n.op_type == "MatMulNBits"]
     assert len(packed) >= 4 and all((len(n.input) > 3) != symmetric for n in packed)
     _against_onnxruntime(proto, feeds_for(path, 2, seed=7), backend, 1e-4)
+
+
+@pytest.fixture(scope="module")
+def optimized_gpt2(zoo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GPT-2 through the transformers optimizer as model_type "gpt2". onnxruntime 1.32's GPT-2
+    pass indexes every Gemm's third input (onnx_model_gpt2.py, line 82) and fails with an
+    IndexError on the bias-less Gemms that torch's exporter writes; an explicit zero bias, the
+    workaround a user would apply, lets it run."""
+    from onnx import numpy_helper
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model = onnx.load(zoo["gpt2"])
+    weights = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Gemm" and len(node.input) < 3:
+            trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+            columns = weights[node.input[1]].dims[0 if trans_b else 1]
+            zero = numpy_helper.from_array(np.zeros(columns, np.float32), f"{node.name}_bias")
+            model.graph.initializer.append(zero)
+            node.input.append(zero.name)
+    folder = tmp_path_factory.mktemp("gpt2")
+    onnx.save(model, folder / "gpt2.onnx")
+    optimized = optimize_model(str(folder / "gpt2.onnx"), model_type="gpt2", num_heads=4,
+                               hidden_size=32, opt_level=1)
+    optimized.save_model_to_file(str(folder / "optimized.onnx"))
+    return folder / "optimized.onnx"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gpt2_from_the_transformers_optimizer(optimized_gpt2: Path, backend: str) -> None:
+    from models.zoo import feeds_for
+
+    model = onnx.load(optimized_gpt2)
+    fused = {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+    assert {"SkipLayerNormalization", "FastGelu"} <= fused, fused
+    _against_onnxruntime(model, feeds_for(optimized_gpt2, 2, seed=8), backend, 1e-4)
