@@ -287,3 +287,41 @@ def test_scan_8_runs_each_batch_row_to_its_length(backend: str, lengths: list[in
         feeds["lens"] = np.array(lengths, np.int64)
     model = single_node(node, inputs, TensorProto.FLOAT, {"": 8})
     agree_with_onnxruntime(model, feeds, backend)
+
+
+# --------------------------------------------------------------------------------------------
+# random generators
+
+
+RANDOM = {
+    "RandomUniform": ([], {"shape": [3, 4], "low": -2.0, "high": 5.0}),
+    "RandomNormal": ([], {"shape": [3, 4], "mean": 1.0, "scale": 3.0}),
+    "RandomUniformLike": (["x"], {"low": -1.0, "high": 1.0}),
+    "RandomNormalLike": (["x"], {"dtype": TensorProto.DOUBLE}),
+    "Bernoulli": (["p"], {}),
+}
+
+
+@pytest.mark.parametrize("backend", TRANSLATING)
+@pytest.mark.parametrize("op_type", RANDOM)
+def test_a_seeded_random_node_draws_what_the_reference_draws(backend: str, op_type: str) -> None:
+    """numpy's RandomState(seed), as the reference evaluator draws: one seeded model gives the
+    same values everywhere and on every call; without a seed two calls differ."""
+    inputs, attributes = RANDOM[op_type]
+    feeds = {"x": np.zeros((2, 5), np.float32),
+             "p": np.random.default_rng(0).random((4, 6)).astype(np.float32)}
+    feeds = {n: feeds[n] for n in inputs}
+
+    def model(**seed: float) -> onnx.ModelProto:
+        node = helper.make_node(op_type, inputs, ["y"], **attributes, **seed)
+        return single_node(node, dict.fromkeys(inputs, TensorProto.FLOAT), TensorProto.UNDEFINED,
+                           {"": 22})
+
+    want = modelport.get_backend("reference").prepare(model(seed=7.0)).run(feeds)["y"]
+    session = modelport.get_backend(backend).prepare(model(seed=7.0))
+    for _ in range(2):
+        got = session.run(feeds)["y"]
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    unseeded = modelport.get_backend(backend).prepare(model())
+    assert not np.array_equal(unseeded.run(feeds)["y"], unseeded.run(feeds)["y"])

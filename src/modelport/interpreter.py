@@ -30,8 +30,9 @@ from modelport.ops.functions import expand, function_body
 from modelport.ops.host import numpy_framework
 
 # Operators whose results change from run to run, or which have effects: never folded.
-_NOT_FOLDABLE = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-                 "Bernoulli", "Multinomial", "Dropout"}
+_GENERATORS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
+               "Bernoulli", "Multinomial"}
+_NOT_FOLDABLE = _GENERATORS | {"Dropout"}
 
 
 @dataclass
@@ -65,6 +66,13 @@ class Plan:
     inputs: list[str]
     outputs: list[str]
     parameters: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def draws_afresh(self) -> bool:
+        """True when an unseeded random generator must draw anew on every call, which a
+        compiled program (one trace, its draws frozen in) cannot do."""
+        return any(step.node.op_type in _GENERATORS and step.attributes.get("seed") is None
+                   for step in self.steps)
 
     def run(self, fw: Framework, feeds: Mapping[str, Any],
             outer: Mapping[str, Any] | None = None,

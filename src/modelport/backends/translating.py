@@ -59,12 +59,14 @@ class TranslatingSession(Session):
         with self._scope():
             self.plan = plan_model(model, fold=options.fold, parameters=trainable)
             self.weights: dict[str, Any] = self._weights(self.plan.parameters)
-            self._compiled = self._compile(lambda *inputs: self._graph(self.weights, *inputs))
+            self._compiled = None if self.plan.draws_afresh else self._compile(
+                lambda *inputs: self._graph(self.weights, *inputs))
 
     @property
     def compiled(self) -> bool:
         """Whether calls run the compiled graph (False: eagerly, operator by operator, because
-        the backend was asked to or because the graph's control flow depends on tensor values)."""
+        the backend was asked to, because the graph's control flow depends on tensor values, or
+        because an unseeded random node must draw anew on every call)."""
         return self._compiled is not None
 
     # hooks ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from modelport.ops import (  # noqa: F401 - importing registers
     ml,
     nn,
     quant,
+    random,
     reduction,
     resize,
     rnn,
