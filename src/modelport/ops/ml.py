@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -119,47 +120,48 @@ def label_encoder_1(ctx: Any, x: Any, *, classes_strings: list[str] | None = Non
 
 
 # --------------------------------------------------------------------------------------------
-# TreeEnsemble: every tree walked at once, one level per step, as array code
+# Tree ensembles: every tree walked at once, one level per step, as array code
 
 _LEQ, _LT, _GTE, _GT, _EQ, _NEQ, _MEMBER = range(7)
 _SUM, _AVERAGE, _MIN, _MAX = 1, 0, 2, 3
 _COMPARISONS = {_LEQ: operator.le, _LT: operator.lt, _GTE: operator.ge, _GT: operator.gt,
                 _EQ: operator.eq, _NEQ: operator.ne}
+_MODE_NAMES = {"BRANCH_LEQ": _LEQ, "BRANCH_LT": _LT, "BRANCH_GTE": _GTE, "BRANCH_GT": _GT,
+               "BRANCH_EQ": _EQ, "BRANCH_NEQ": _NEQ, "BRANCH_MEMBER": _MEMBER, "LEAF": _LEQ}
+_AGGREGATES = {"SUM": _SUM, "AVERAGE": _AVERAGE, "MIN": _MIN, "MAX": _MAX}
 
 
-def _tree_tables(nodes_featureids: list[int], nodes_modes: np.ndarray,
-                 nodes_truenodeids: list[int], nodes_falsenodeids: list[int],
-                 nodes_trueleafs: list[int], nodes_falseleafs: list[int], n_leaves: int,
-                 tree_roots: list[int]) -> dict[str, np.ndarray]:
-    """Nodes and leaves in one index space (leaf ``j`` is ``n + j``, and steps to itself),
-    the start of each tree, and the number of steps that reaches every leaf."""
-    n = len(nodes_featureids)
-    true_next = np.array([t + n * leaf for t, leaf in zip(nodes_truenodeids, nodes_trueleafs,
-                                                           strict=True)], np.int64)
-    false_next = np.array([f + n * leaf for f, leaf in zip(nodes_falsenodeids,
-                                                            nodes_falseleafs, strict=True)],
-                          np.int64)
-    itself = np.arange(n, n + n_leaves, dtype=np.int64)
-    # A root whose both branches are the same leaf is that leaf (a one-leaf tree).
-    starts = np.array([true_next[r] if true_next[r] == false_next[r] >= n else r
-                       for r in tree_roots], np.int64)
-    depth, frontier = 0, set(starts[starts < n].tolist())
+@dataclass(frozen=True)
+class _Forest:
+    """Every node of every tree in one index space, leaves stepping to themselves, so that
+    ``depth`` steps from ``starts`` reach every tree's leaf; ``weights`` and ``hits`` say what
+    each leaf adds to each target."""
+
+    feature: np.ndarray
+    split: np.ndarray
+    mode: np.ndarray
+    true_next: np.ndarray
+    false_next: np.ndarray
+    missing_true: np.ndarray
+    members: np.ndarray
+    starts: np.ndarray
+    weights: np.ndarray  # nodes, targets
+    hits: np.ndarray  # nodes, targets
+
+
+def _depth(starts: np.ndarray, true_next: np.ndarray, false_next: np.ndarray) -> int:
+    depth, frontier = 0, {int(s) for s in starts if true_next[s] != s}
     while frontier:
         depth += 1
-        frontier = {int(c) for i in frontier for c in (true_next[i], false_next[i]) if c < n}
-        if depth > n:
-            raise ValueError("TreeEnsemble: the nodes form a cycle")
-    return {"true_next": np.concatenate([true_next, itself]),
-            "false_next": np.concatenate([false_next, itself]),
-            "feature": np.concatenate([np.asarray(nodes_featureids, np.int64),
-                                       np.zeros(n_leaves, np.int64)]),
-            "mode": np.concatenate([np.asarray(nodes_modes, np.int64),
-                                    np.zeros(n_leaves, np.int64)]),
-            "starts": starts, "depth": np.asarray(depth)}
+        frontier = {int(c) for i in frontier for c in (true_next[i], false_next[i])
+                    if true_next[c] != c}
+        if depth > len(true_next):
+            raise ValueError("tree ensemble: the nodes form a cycle")
+    return depth
 
 
-def _members(nodes_modes: np.ndarray, membership_values: np.ndarray | None,
-             n_total: int) -> np.ndarray:
+def _members(modes: np.ndarray, membership_values: np.ndarray | None, n_total: int
+             ) -> np.ndarray:
     """Each MEMBER node's set, in order of the NaN-separated runs of ``membership_values``,
     as rows padded with NaN (other nodes: all NaN)."""
     runs: list[list[float]] = [[]]
@@ -168,7 +170,7 @@ def _members(nodes_modes: np.ndarray, membership_values: np.ndarray | None,
             runs.append([])
         else:
             runs[-1].append(float(value))
-    member_nodes = [i for i, m in enumerate(np.asarray(nodes_modes)) if m == _MEMBER]
+    member_nodes = [i for i, m in enumerate(modes) if m == _MEMBER]
     width = max((len(r) for r in runs), default=0) or 1
     table = np.full((n_total, width), np.nan)
     for node, run in zip(member_nodes, runs, strict=False):
@@ -182,6 +184,65 @@ def _gather(ctx: Any, table: Any, index: Any) -> Any:
                       (*shape_of(index), *shape_of(table)[1:]))
 
 
+def _walk(ctx: Any, x: Any, forest: _Forest) -> Any:
+    """The node each tree ends at for each row of ``x``: [rows, trees]."""
+    xp, dtype = ctx.xp, x.dtype
+    feature, mode = xp.asarray(forest.feature), xp.asarray(forest.mode)
+    split = xp.asarray(forest.split, dtype=dtype)
+    true_next, false_next = xp.asarray(forest.true_next), xp.asarray(forest.false_next)
+    missing_true = xp.asarray(forest.missing_true)
+    internal = forest.true_next != np.arange(len(forest.true_next))
+    modes = {int(m) for m in forest.mode[internal]}
+    members = xp.asarray(forest.members, dtype=dtype) if _MEMBER in modes else None
+    index = xp.broadcast_to(xp.asarray(forest.starts)[None, :],
+                            (shape_of(x)[0], forest.starts.size))
+    for _ in range(_depth(forest.starts, forest.true_next, forest.false_next)):
+        value = xp.take_along_axis(x, _gather(ctx, feature, index), axis=1)
+        threshold = _gather(ctx, split, index)
+        node_mode = _gather(ctx, mode, index)
+        goes_true = (xp.any(value[..., None] == _gather(ctx, members, index), axis=-1)
+                     if members is not None else xp.zeros_like(value, dtype=xp.bool))
+        for code in modes - {_MEMBER}:  # only the comparisons the model uses
+            goes_true = xp.where(node_mode == code, _COMPARISONS[code](value, threshold),
+                                 goes_true)
+        goes_true = goes_true | (xp.isnan(value) & _gather(ctx, missing_true, index))
+        index = xp.where(goes_true, _gather(ctx, true_next, index),
+                         _gather(ctx, false_next, index))
+    return index
+
+
+def _aggregate(ctx: Any, forest: _Forest, index: Any, aggregate: int, dtype: Any) -> Any:
+    """Each row's scores per target from the leaves it reached. A target that no tree reaches
+    scores 0 under MIN and MAX, as in onnxruntime (the reference evaluator leaves the type's
+    extreme there)."""
+    xp = ctx.xp
+    weights = _gather(ctx, xp.asarray(forest.weights, dtype=dtype), index)  # rows, trees, t
+    if aggregate in (_SUM, _AVERAGE):
+        total = xp.sum(weights, axis=1)
+        return total / forest.starts.size if aggregate == _AVERAGE else total
+    hits = _gather(ctx, xp.asarray(forest.hits), index)
+    reduce, start = (xp.min, xp.inf) if aggregate == _MIN else (xp.max, -xp.inf)
+    best = reduce(xp.where(hits, weights, xp.asarray(start, dtype=dtype)), axis=1)
+    return xp.where(xp.any(hits, axis=1), best, xp.zeros_like(best))
+
+
+def _post_transform(ctx: Any, scores: Any, transform: str) -> Any:
+    xp = ctx.xp
+    if transform in ("NONE", ""):
+        return scores
+    if transform == "LOGISTIC":
+        return 1 / (1 + xp.exp(-scores))
+    if transform == "SOFTMAX":
+        shifted = xp.exp(scores - xp.max(scores, axis=1, keepdims=True))
+        return shifted / xp.sum(shifted, axis=1, keepdims=True)
+    if transform == "SOFTMAX_ZERO":  # a softmax over the non-zero scores; zeros stay 0
+        nonzero = scores != 0
+        shifted = xp.where(nonzero, xp.exp(scores - xp.max(scores, axis=1, keepdims=True)),
+                           xp.zeros_like(scores))
+        return shifted / xp.sum(shifted, axis=1, keepdims=True)
+    raise NotImplementedError(f"post_transform {transform}")
+
+
 @op("TreeEnsemble", 5, domain=ML)
 def tree_ensemble(ctx: Any, x: Any, *, nodes_splits: np.ndarray, nodes_featureids: list[int],
                   nodes_modes: np.ndarray, nodes_truenodeids: list[int],
@@ -192,44 +253,154 @@ def tree_ensemble(ctx: Any, x: Any, *, nodes_splits: np.ndarray, nodes_featureid
                   nodes_hitrates: Any = None,
                   nodes_missing_value_tracks_true: list[int] | None = None,
                   membership_values: np.ndarray | None = None) -> Any:
+    """Nodes 0..n-1, leaves n..n+L-1 (a branch's id points at a leaf when its ``*leafs``
+    flag says so)."""
     if post_transform != 0:
         raise NotImplementedError(f"TreeEnsemble post_transform {post_transform}")
-    xp, dtype = ctx.xp, x.dtype
-    n_leaves = len(leaf_targetids)
-    t = _tree_tables(nodes_featureids, nodes_modes, nodes_truenodeids, nodes_falsenodeids,
-                     nodes_trueleafs, nodes_falseleafs, n_leaves, tree_roots)
-    n = len(nodes_featureids)
-    pad = np.zeros(n_leaves)
-    split = xp.asarray(np.concatenate([np.asarray(nodes_splits, np.float64), pad]), dtype=dtype)
-    missing_true = xp.asarray(np.concatenate(
-        [np.asarray(nodes_missing_value_tracks_true or [0] * n, bool), pad.astype(bool)]))
-    members = xp.asarray(_members(nodes_modes, membership_values, n + n_leaves), dtype=dtype)
-    feature, mode = xp.asarray(t["feature"]), xp.asarray(t["mode"])
-    true_next, false_next = xp.asarray(t["true_next"]), xp.asarray(t["false_next"])
-    modes = {int(m) for m in np.asarray(nodes_modes).reshape(-1)}
-    rows = shape_of(x)[0]
-    index = xp.broadcast_to(xp.asarray(t["starts"])[None, :], (rows, t["starts"].size))
-    for _ in range(int(t["depth"])):
-        value = xp.take_along_axis(x, _gather(ctx, feature, index), axis=1)
-        threshold = _gather(ctx, split, index)
-        node_mode = _gather(ctx, mode, index)
-        goes_true = xp.any(value[..., None] == _gather(ctx, members, index), axis=-1)
-        for code in modes - {_MEMBER}:  # only the comparisons the model uses
-            goes_true = xp.where(node_mode == code, _COMPARISONS[code](value, threshold),
-                                 goes_true)
-        goes_true = goes_true | (xp.isnan(value) & _gather(ctx, missing_true, index))
-        index = xp.where(goes_true, _gather(ctx, true_next, index),
-                         _gather(ctx, false_next, index))
-    leaf = index - n
-    weight = _gather(ctx, xp.asarray(np.asarray(leaf_weights), dtype=dtype), leaf)
-    target = _gather(ctx, xp.asarray(np.asarray(leaf_targetids, np.int64)), leaf)
-    hits = target[..., None] == xp.arange(n_targets, dtype=target.dtype)  # rows, trees, targets
-    if aggregate_function in (_SUM, _AVERAGE):
-        total = xp.sum(xp.where(hits, weight[..., None], xp.zeros_like(weight[..., None])),
-                       axis=1)
-        return total / len(tree_roots) if aggregate_function == _AVERAGE else total
-    # A target that no tree reaches scores 0, as in onnxruntime (the reference evaluator
-    # leaves the type's extreme there).
-    reduce, start = (xp.min, xp.inf) if aggregate_function == _MIN else (xp.max, -xp.inf)
-    best = reduce(xp.where(hits, weight[..., None], xp.asarray(start, dtype=dtype)), axis=1)
-    return xp.where(xp.any(hits, axis=1), best, xp.zeros_like(best))
+    n, leaves = len(nodes_featureids), len(leaf_targetids)
+    true_next = np.asarray(nodes_truenodeids) + n * np.asarray(nodes_trueleafs)
+    false_next = np.asarray(nodes_falsenodeids) + n * np.asarray(nodes_falseleafs)
+    itself = np.arange(n, n + leaves)
+    # a root whose both branches are the same leaf is that leaf (a one-leaf tree)
+    starts = np.array([true_next[r] if true_next[r] == false_next[r] >= n else r
+                       for r in tree_roots], np.int64)
+    modes = np.concatenate([np.asarray(nodes_modes, np.int64), np.zeros(leaves, np.int64)])
+    weights = np.zeros((n + leaves, n_targets))
+    hits = np.zeros((n + leaves, n_targets), bool)
+    weights[itself, leaf_targetids] = np.asarray(leaf_weights, np.float64)
+    hits[itself, leaf_targetids] = True
+    forest = _Forest(
+        feature=np.concatenate([np.asarray(nodes_featureids, np.int64),
+                                np.zeros(leaves, np.int64)]),
+        split=np.concatenate([np.asarray(nodes_splits, np.float64), np.zeros(leaves)]),
+        mode=modes, true_next=np.concatenate([true_next, itself]).astype(np.int64),
+        false_next=np.concatenate([false_next, itself]).astype(np.int64),
+        missing_true=np.concatenate([np.asarray(nodes_missing_value_tracks_true or [0] * n,
+                                                bool), np.zeros(leaves, bool)]),
+        members=_members(modes, membership_values, n + leaves), starts=starts,
+        weights=weights, hits=hits)
+    return _aggregate(ctx, forest, _walk(ctx, x, forest), aggregate_function, x.dtype)
+
+
+def _classic_forest(nodes_treeids: list[int], nodes_nodeids: list[int],
+                    nodes_modes: list[str], nodes_featureids: list[int], nodes_values: Any,
+                    nodes_truenodeids: list[int], nodes_falsenodeids: list[int],
+                    missing: list[int] | None, leaf_treeids: list[int], leaf_nodeids: list[int],
+                    leaf_ids: list[int], leaf_weights: Any, n_targets: int) -> _Forest:
+    """TreeEnsembleRegressor/Classifier's layout: nodes keyed by (tree id, node id), a
+    branch's children by node id within its tree, LEAF nodes listed with the rest, and a
+    leaf's contributions as (tree, node, target, weight) entries."""
+    position = {(t, i): p for p, (t, i) in enumerate(zip(nodes_treeids, nodes_nodeids,
+                                                          strict=True))}
+    n = len(position)
+    modes = np.array([_MODE_NAMES[m] for m in nodes_modes], np.int64)
+    is_leaf = np.array([m == "LEAF" for m in nodes_modes])
+    true_next = np.array([p if is_leaf[p] else position[t, c] for p, (t, c) in
+                          enumerate(zip(nodes_treeids, nodes_truenodeids, strict=True))])
+    false_next = np.array([p if is_leaf[p] else position[t, c] for p, (t, c) in
+                           enumerate(zip(nodes_treeids, nodes_falsenodeids, strict=True))])
+    children = {int(c) for p in range(n) if not is_leaf[p]
+                for c in (true_next[p], false_next[p])}
+    starts = np.array([min(p for p in range(n) if nodes_treeids[p] == tree
+                           and p not in children) for tree in dict.fromkeys(nodes_treeids)])
+    weights = np.zeros((n, n_targets))
+    hits = np.zeros((n, n_targets), bool)
+    for tree, node, target, weight in zip(leaf_treeids, leaf_nodeids, leaf_ids,
+                                          np.asarray(leaf_weights, np.float64), strict=True):
+        weights[position[tree, node], target] += weight
+        hits[position[tree, node], target] = True
+    return _Forest(feature=np.asarray(nodes_featureids, np.int64),
+                   split=np.asarray(nodes_values, np.float64), mode=modes,
+                   true_next=true_next.astype(np.int64), false_next=false_next.astype(np.int64),
+                   missing_true=np.asarray(missing or [0] * n, bool),
+                   members=np.full((n, 1), np.nan), starts=starts.astype(np.int64),
+                   weights=weights, hits=hits)
+
+
+def _float_input(ctx: Any, x: Any) -> Any:
+    """Integer features compare as float32, as onnxruntime reads them."""
+    xp = ctx.xp
+    return x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float32)
+
+
+@op("TreeEnsembleRegressor", 1, 3, domain=ML)
+def tree_ensemble_regressor(ctx: Any, x: Any, *, aggregate_function: str = "SUM",
+                            base_values: list[float] | None = None,
+                            base_values_as_tensor: Any = None, n_targets: int | None = None,
+                            nodes_falsenodeids: list[int], nodes_featureids: list[int],
+                            nodes_hitrates: Any = None, nodes_hitrates_as_tensor: Any = None,
+                            nodes_missing_value_tracks_true: list[int] | None = None,
+                            nodes_modes: list[str], nodes_nodeids: list[int],
+                            nodes_treeids: list[int], nodes_truenodeids: list[int],
+                            nodes_values: list[float] | None = None,
+                            nodes_values_as_tensor: Any = None, post_transform: str = "NONE",
+                            target_ids: list[int], target_nodeids: list[int],
+                            target_treeids: list[int],
+                            target_weights: list[float] | None = None,
+                            target_weights_as_tensor: Any = None) -> Any:
+    xp = ctx.xp
+    x = _float_input(ctx, x)
+    targets = n_targets or (max(target_ids) + 1)
+    forest = _classic_forest(
+        nodes_treeids, nodes_nodeids, nodes_modes, nodes_featureids,
+        nodes_values if nodes_values is not None else nodes_values_as_tensor,
+        nodes_truenodeids, nodes_falsenodeids, nodes_missing_value_tracks_true,
+        target_treeids, target_nodeids, target_ids,
+        target_weights if target_weights is not None else target_weights_as_tensor, targets)
+    scores = _aggregate(ctx, forest, _walk(ctx, x, forest), _AGGREGATES[aggregate_function],
+                        x.dtype)
+    base = base_values if base_values is not None else base_values_as_tensor
+    if base is not None:
+        scores = scores + xp.asarray(np.asarray(base, np.float64), dtype=scores.dtype)
+    return xp.astype(_post_transform(ctx, scores, post_transform), xp.float32)
+
+
+@op("TreeEnsembleClassifier", 1, 3, domain=ML)
+def tree_ensemble_classifier(ctx: Any, x: Any, *, base_values: list[float] | None = None,
+                             base_values_as_tensor: Any = None, class_ids: list[int],
+                             class_nodeids: list[int], class_treeids: list[int],
+                             class_weights: list[float] | None = None,
+                             class_weights_as_tensor: Any = None,
+                             classlabels_int64s: list[int] | None = None,
+                             classlabels_strings: list[str] | None = None,
+                             nodes_falsenodeids: list[int], nodes_featureids: list[int],
+                             nodes_hitrates: Any = None, nodes_hitrates_as_tensor: Any = None,
+                             nodes_missing_value_tracks_true: list[int] | None = None,
+                             nodes_modes: list[str], nodes_nodeids: list[int],
+                             nodes_treeids: list[int], nodes_truenodeids: list[int],
+                             nodes_values: list[float] | None = None,
+                             nodes_values_as_tensor: Any = None,
+                             post_transform: str = "NONE") -> Any:
+    """Labels and per-class scores. With two labels and the weights of one class only (the
+    binary form skl2onnx and onnxmltools write), the other class scores 1 - s (or -s before
+    a LOGISTIC or SOFTMAX)."""
+    xp = ctx.xp
+    x = _float_input(ctx, x)
+    labels = classlabels_int64s if classlabels_int64s is not None else classlabels_strings
+    n_classes = len(labels or [])
+    forest = _classic_forest(
+        nodes_treeids, nodes_nodeids, nodes_modes, nodes_featureids,
+        nodes_values if nodes_values is not None else nodes_values_as_tensor,
+        nodes_truenodeids, nodes_falsenodeids, nodes_missing_value_tracks_true,
+        class_treeids, class_nodeids, class_ids,
+        class_weights if class_weights is not None else class_weights_as_tensor,
+        max(n_classes, max(class_ids) + 1))
+    scores = _aggregate(ctx, forest, _walk(ctx, x, forest), _SUM, x.dtype)
+    base = base_values if base_values is not None else base_values_as_tensor
+    if base is not None:
+        scores = scores + xp.asarray(np.asarray(base, np.float64), dtype=scores.dtype)
+    if len(set(class_ids)) == 1 and n_classes == 2:
+        positive = scores[:, max(class_ids):max(class_ids) + 1]
+        negative = 1 - positive if post_transform in ("NONE", "PROBIT") else -positive
+        scores = xp.concat([negative, positive], axis=1)
+    scores = xp.astype(_post_transform(ctx, scores, post_transform), xp.float32)
+    return _labels(ctx, xp.argmax(scores, axis=1), labels), scores
+
+
+def _labels(ctx: Any, best: Any, labels: list[Any] | None) -> Any:
+    """Class indices as their labels: int64 through array code, strings on the host."""
+    xp = ctx.xp
+    if labels and isinstance(labels[0], str):
+        host = np.asarray(ctx.fw.to_host(best) if ctx.fw.is_native(best) else best)
+        return np.asarray(labels, dtype=object)[host]
+    return xp.take(xp.asarray(np.asarray(labels, np.int64)), xp.astype(best, xp.int64))

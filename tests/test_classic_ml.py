@@ -1,0 +1,98 @@
+"""Classical-ML models as skl2onnx writes them (ai.onnx.ml tree ensembles) on every translating
+backend: the same labels and scores as onnxruntime, and as scikit-learn itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+import modelport
+
+sklearn = pytest.importorskip("sklearn")
+skl2onnx = pytest.importorskip("skl2onnx")
+
+BACKENDS = ["numpy", "torch", "jax", "tensorflow"]
+
+
+def _data() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 6)).astype(np.float32)
+    return {"x": x, "three": ((x[:, 0] + x[:, 1] > 0).astype(int) + (x[:, 2] > 1)),
+            "two": (x[:, 0] * x[:, 3] > 0).astype(int),
+            "real": x[:, 0] * 2 + np.sin(x[:, 1])}
+
+
+def _model(name: str) -> tuple[Any, str]:
+    """A fitted estimator and its kind ("regressor" or "classifier")."""
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.tree import DecisionTreeClassifier
+
+    d = _data()
+    x = d["x"]
+    fitted = {
+        "random-forest-regressor": lambda: RandomForestRegressor(
+            n_estimators=10, max_depth=6, random_state=0).fit(x, d["real"]),
+        "random-forest-3-classes": lambda: RandomForestClassifier(
+            n_estimators=10, max_depth=6, random_state=0).fit(x, d["three"]),
+        "random-forest-binary": lambda: RandomForestClassifier(
+            n_estimators=10, max_depth=5, random_state=0).fit(x, d["two"]),
+        "gradient-boosting-binary": lambda: GradientBoostingClassifier(
+            n_estimators=20, max_depth=3, random_state=0).fit(x, d["two"]),
+        "gradient-boosting-3-classes": lambda: GradientBoostingClassifier(
+            n_estimators=10, max_depth=3, random_state=0).fit(x, d["three"]),
+        "gradient-boosting-regressor": lambda: GradientBoostingRegressor(
+            n_estimators=20, max_depth=3, random_state=0).fit(x, d["real"]),
+        "decision-tree-string-labels": lambda: DecisionTreeClassifier(
+            max_depth=5, random_state=0).fit(x, np.array(["ant", "bee", "cat"])[d["three"]]),
+    }[name]()
+    return fitted, "regressor" if name.endswith("regressor") else "classifier"
+
+
+@pytest.fixture(scope="module")
+def converted() -> dict[str, tuple[Any, onnx.ModelProto]]:
+    from skl2onnx import to_onnx
+
+    x = _data()["x"]
+    models = {}
+    for name in ("random-forest-regressor", "random-forest-3-classes", "random-forest-binary",
+                 "gradient-boosting-binary", "gradient-boosting-3-classes",
+                 "gradient-boosting-regressor", "decision-tree-string-labels"):
+        estimator, kind = _model(name)
+        options = {id(estimator): {"zipmap": False}} if kind == "classifier" else None
+        models[name] = (estimator, to_onnx(estimator, x[:1], options=options,
+                                           target_opset={"": 17, "ai.onnx.ml": 3}))
+    return models
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["random-forest-regressor", "random-forest-3-classes",
+                                  "random-forest-binary", "gradient-boosting-binary",
+                                  "gradient-boosting-3-classes", "gradient-boosting-regressor",
+                                  "decision-tree-string-labels"])
+def test_tree_models_from_skl2onnx(converted: dict[str, tuple[Any, onnx.ModelProto]],
+                                   name: str, backend: str) -> None:
+    estimator, model = converted[name]
+    assert {n.op_type for n in model.graph.node} & {"TreeEnsembleRegressor",
+                                                     "TreeEnsembleClassifier"}
+    x = np.random.default_rng(1).standard_normal((200, 6)).astype(np.float32)
+    feeds = {model.graph.input[0].name: x}
+    want = modelport.get_backend("onnxruntime").prepare(model).run(feeds)
+    got = modelport.get_backend(backend).prepare(model).run(feeds)
+    for output, expected in want.items():
+        assert got[output].dtype == expected.dtype, output
+        if expected.dtype == object:
+            assert got[output].tolist() == expected.tolist()
+        else:
+            np.testing.assert_allclose(got[output], expected, rtol=1e-5, atol=1e-5)
+    if "label" in got:  # and scikit-learn's own predictions (float32 thresholds agree here)
+        assert got["label"].tolist() == estimator.predict(x).tolist()
+        np.testing.assert_allclose(got["probabilities"], estimator.predict_proba(x),
+                                   rtol=1e-5, atol=1e-5)
