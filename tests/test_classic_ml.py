@@ -96,3 +96,75 @@ def test_tree_models_from_skl2onnx(converted: dict[str, tuple[Any, onnx.ModelPro
         assert got["label"].tolist() == estimator.predict(x).tolist()
         np.testing.assert_allclose(got["probabilities"], estimator.predict_proba(x),
                                    rtol=1e-5, atol=1e-5)
+
+
+def _pipelines() -> dict[str, tuple[Any, np.ndarray]]:
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
+
+    d = _data()
+    x, holes = d["x"][:, :4], d["x"][:, :4].copy()
+    holes[np.random.default_rng(2).random(holes.shape) < 0.1] = np.nan
+    real = d["real"]
+    return {
+        "scaler-logistic-3-classes": (
+            make_pipeline(StandardScaler(), LogisticRegression()).fit(x, d["three"]), x),
+        "logistic-binary": (LogisticRegression().fit(x, d["two"]), x),
+        "minmax-linear": (make_pipeline(MinMaxScaler(), LinearRegression()).fit(x, real), x),
+        "normalizer-linear": (make_pipeline(Normalizer(), LinearRegression()).fit(x, real), x),
+        "imputer-linear": (make_pipeline(SimpleImputer(), LinearRegression()).fit(holes, real),
+                           holes),
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["scaler-logistic-3-classes", "logistic-binary",
+                                  "minmax-linear", "normalizer-linear", "imputer-linear"])
+def test_linear_pipelines_from_skl2onnx(name: str, backend: str) -> None:
+    """Scaler, Normalizer, Imputer, LinearRegressor and LinearClassifier as skl2onnx writes
+    scikit-learn pipelines."""
+    from skl2onnx import to_onnx
+
+    estimator, x = _pipelines()[name]
+    last = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    options = {id(last): {"zipmap": False}} if hasattr(last, "predict_proba") else None
+    model = to_onnx(estimator, x[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+    feeds = {model.graph.input[0].name: x[:80]}
+    want = modelport.get_backend("onnxruntime").prepare(model).run(feeds)
+    got = modelport.get_backend(backend).prepare(model).run(feeds)
+    for output, expected in want.items():
+        assert got[output].dtype == expected.dtype, output
+        np.testing.assert_allclose(got[output], expected, rtol=1e-5, atol=1e-5)
+    if "label" in got:
+        assert got["label"].tolist() == estimator.predict(x[:80]).tolist()
+    else:
+        np.testing.assert_allclose(got["variable"][:, 0], estimator.predict(x[:80]),
+                                   rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["strings", "integers"])
+def test_one_hot_encoder_from_skl2onnx(backend: str, kind: str) -> None:
+    """OneHotEncoder over string or integer columns, an unseen value encoded as zeros."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+    from sklearn.preprocessing import OneHotEncoder
+
+    if kind == "strings":
+        x = np.array([["red", "a"], ["blue", "b"], ["green", "a"], ["red", "c"]], dtype=object)
+        unseen, tensor_type = "violet", StringTensorType([None, 2])
+    else:
+        x = np.array([[3, 7], [1, 7], [2, 9], [3, 1]], dtype=np.int64)
+        unseen, tensor_type = 42, Int64TensorType([None, 2])
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(x)
+    model = to_onnx(encoder, initial_types=[("X", tensor_type)],
+                    target_opset={"": 17, "ai.onnx.ml": 3})
+    rows = np.concatenate([x, x[:1]])
+    rows[-1, 0] = unseen
+    got = modelport.get_backend(backend).prepare(model).run({"X": rows})
+    (encoded,) = got.values()
+    np.testing.assert_array_equal(encoded, encoder.transform(rows).toarray())
+    want = modelport.get_backend("onnxruntime").prepare(model).run({"X": rows})
+    np.testing.assert_array_equal(encoded, next(iter(want.values())))

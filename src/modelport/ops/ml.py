@@ -404,3 +404,104 @@ def _labels(ctx: Any, best: Any, labels: list[Any] | None) -> Any:
         host = np.asarray(ctx.fw.to_host(best) if ctx.fw.is_native(best) else best)
         return np.asarray(labels, dtype=object)[host]
     return xp.take(xp.asarray(np.asarray(labels, np.int64)), xp.astype(best, xp.int64))
+
+
+# --------------------------------------------------------------------------------------------
+# linear models, scaling and encoding
+
+
+@op("Scaler", 1, domain=ML)
+def scaler(ctx: Any, x: Any, *, offset: list[float] | None = None,
+           scale: list[float] | None = None) -> Any:
+    """``(x - offset) * scale`` per column (or one of each for all), as float32."""
+    xp = ctx.xp
+    work = xp.astype(x, xp.float32)
+    shift = xp.asarray(np.asarray(offset or [0.0], np.float32))
+    factor = xp.asarray(np.asarray(scale or [1.0], np.float32))
+    return (work - shift) * factor
+
+
+@op("Normalizer", 1, domain=ML)
+def normalizer(ctx: Any, x: Any, *, norm: str = "MAX") -> Any:
+    """Each row divided by its largest magnitude (MAX), its L1 or its L2 norm."""
+    xp = ctx.xp
+    work = xp.astype(x, xp.float32) if not xp.isdtype(x.dtype, "real floating") else x
+    size = {"MAX": lambda: xp.max(xp.abs(work), axis=1, keepdims=True),
+            "L1": lambda: xp.sum(xp.abs(work), axis=1, keepdims=True),
+            "L2": lambda: xp.sqrt(xp.sum(work * work, axis=1, keepdims=True))}[norm]()
+    return work / xp.maximum(size, xp.asarray(1e-30, dtype=work.dtype))
+
+
+@op("Imputer", 1, domain=ML)
+def imputer(ctx: Any, x: Any, *, imputed_value_floats: list[float] | None = None,
+            imputed_value_int64s: list[int] | None = None,
+            replaced_value_float: float = 0.0, replaced_value_int64: int = 0) -> Any:
+    """``replaced_value`` (NaN included) in column j becomes the j-th imputed value (or the
+    one value for all columns)."""
+    xp = ctx.xp
+    if imputed_value_floats:
+        values, replaced = np.asarray(imputed_value_floats), replaced_value_float
+    else:
+        values, replaced = np.asarray(imputed_value_int64s or []), replaced_value_int64
+    fill = xp.asarray(values.astype(np.float64), dtype=x.dtype)
+    missing = (xp.isnan(x) if np.isnan(replaced) else
+               x == xp.asarray(replaced, dtype=x.dtype))
+    return xp.where(missing, xp.broadcast_to(fill, shape_of(x)), x)
+
+
+@op("OneHotEncoder", 1, domain=ML)
+def one_hot_encoder(ctx: Any, x: Any, *, cats_int64s: list[int] | None = None,
+                    cats_strings: list[str] | None = None, zeros: int = 1) -> Any:
+    """A float32 one-hot vector per element over the categories; a value outside them is all
+    zeros, or an error when ``zeros`` is 0."""
+    xp = ctx.xp
+    categories = cats_int64s if cats_int64s else (cats_strings or [])
+    keys = np.asarray(categories, dtype=object if cats_strings and not cats_int64s else np.int64)
+    index = _lookup(ctx, x, keys, np.arange(len(categories), dtype=np.int64), -1)
+    if isinstance(index, np.ndarray) and not ctx.host:
+        index = ctx.fw.asarray(index)
+    if not zeros:
+        host = np.asarray(ctx.fw.to_host(index) if ctx.fw.is_native(index) else index)
+        if (host < 0).any():
+            raise ValueError("OneHotEncoder: a value is in no category and zeros is 0")
+    encoded = xp.astype(index[..., None] == xp.arange(len(categories), dtype=xp.int64),
+                        xp.float32)
+    return encoded
+
+
+@op("LinearRegressor", 1, domain=ML)
+def linear_regressor(ctx: Any, x: Any, *, coefficients: list[float] | None = None,
+                     intercepts: list[float] | None = None, post_transform: str = "NONE",
+                     targets: int = 1) -> Any:
+    scores = _linear(ctx, x, coefficients, intercepts, targets)
+    return _post_transform(ctx, scores, post_transform)
+
+
+@op("LinearClassifier", 1, domain=ML)
+def linear_classifier(ctx: Any, x: Any, *, classlabels_ints: list[int] | None = None,
+                      classlabels_strings: list[str] | None = None,
+                      coefficients: list[float], intercepts: list[float] | None = None,
+                      multi_class: int = 0, post_transform: str = "NONE") -> Any:
+    """Labels and scores ``x @ Wᵀ + b``; one row of coefficients for two labels scores the
+    first class -s."""
+    xp = ctx.xp
+    labels = classlabels_ints if classlabels_ints is not None else classlabels_strings
+    rows = len(coefficients) // shape_of(x)[1]
+    scores = _linear(ctx, x, coefficients, intercepts, rows)
+    if rows == 1 and len(labels or []) == 2:
+        scores = xp.concat([-scores, scores], axis=1)
+    scores = xp.astype(_post_transform(ctx, scores, post_transform), xp.float32)
+    return _labels(ctx, xp.argmax(scores, axis=1), labels), scores
+
+
+def _linear(ctx: Any, x: Any, coefficients: list[float] | None, intercepts: Any,
+            targets: int) -> Any:
+    """``x @ Wᵀ + b`` in float32 (float64 input stays float64), W [targets, features]."""
+    xp = ctx.xp
+    work = x if x.dtype == xp.float64 else xp.astype(x, xp.float32)
+    np_type = np.float64 if work.dtype == xp.float64 else np.float32
+    weights = np.asarray(coefficients or [], np_type).reshape(targets, -1).T
+    scores = xp.matmul(work, xp.asarray(weights))
+    if intercepts:
+        scores = scores + xp.asarray(np.asarray(intercepts, np_type))
+    return scores
