@@ -168,3 +168,38 @@ def test_one_hot_encoder_from_skl2onnx(backend: str, kind: str) -> None:
     np.testing.assert_array_equal(encoded, encoder.transform(rows).toarray())
     want = modelport.get_backend("onnxruntime").prepare(model).run({"X": rows})
     np.testing.assert_array_equal(encoded, next(iter(want.values())))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["category-to-int", "int-to-category", "feature-vectorizer"])
+def test_category_mapper_and_feature_vectorizer(backend: str, case: str) -> None:
+    from onnx import TensorProto, helper
+
+    cats = {"cats_strings": ["cat", "dog", "eel"], "cats_int64s": [3, 5, 9]}
+    if case == "category-to-int":
+        node = helper.make_node("CategoryMapper", ["x"], ["y"], domain="ai.onnx.ml",
+                                default_int64=-7, **cats)
+        feeds = {"x": np.array([["dog", "ant"], ["eel", "cat"]], dtype=object)}
+        types, out = {"x": TensorProto.STRING}, TensorProto.INT64
+    elif case == "int-to-category":
+        node = helper.make_node("CategoryMapper", ["x"], ["y"], domain="ai.onnx.ml",
+                                default_string="?", **cats)
+        feeds = {"x": np.array([[9, 4], [3, 5]], np.int64)}
+        types, out = {"x": TensorProto.INT64}, TensorProto.STRING
+    else:
+        node = helper.make_node("FeatureVectorizer", ["a", "b", "c"], ["y"],
+                                domain="ai.onnx.ml", inputdimensions=[2, 4, 1])
+        rng = np.random.default_rng(0)
+        feeds = {"a": rng.standard_normal((3, 2)).astype(np.float32),
+                 "b": rng.standard_normal((3, 3)).astype(np.float32),
+                 "c": rng.standard_normal((3, 2)).astype(np.float32)}  # b padded, c cut
+        types = dict.fromkeys(feeds, TensorProto.FLOAT)
+        out = TensorProto.FLOAT
+    graph = helper.make_graph([node], "ml", [helper.make_tensor_value_info(n, t, None)
+                                             for n, t in types.items()],
+                              [helper.make_tensor_value_info("y", out, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("ai.onnx.ml", 3)])
+    want = modelport.get_backend("onnxruntime").prepare(model).run(feeds)["y"]
+    got = modelport.get_backend(backend).prepare(model).run(feeds)["y"]
+    assert got.tolist() == want.tolist()

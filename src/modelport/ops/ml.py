@@ -505,3 +505,32 @@ def _linear(ctx: Any, x: Any, coefficients: list[float] | None, intercepts: Any,
     if intercepts:
         scores = scores + xp.asarray(np.asarray(intercepts, np_type))
     return scores
+
+
+@op("CategoryMapper", 1, domain=ML)
+def category_mapper(ctx: Any, x: Any, *, cats_int64s: list[int] | None = None,
+                    cats_strings: list[str] | None = None, default_int64: int = -1,
+                    default_string: str = "_Unused") -> Any:
+    """Strings to their paired integers, or integers to their paired strings."""
+    strings = np.asarray(cats_strings or [], dtype=object)
+    integers = np.asarray(cats_int64s or [], dtype=np.int64)
+    host = np.asarray(ctx.fw.to_host(x) if ctx.fw.is_native(x) else x)
+    if host.dtype == object:
+        return _lookup(ctx, x, strings, integers, default_int64)
+    return _lookup(ctx, x, integers, strings, default_string)
+
+
+@op("FeatureVectorizer", 1, domain=ML)
+def feature_vectorizer(ctx: Any, *inputs: Any, inputdimensions: list[int] | None = None) -> Any:
+    """The inputs side by side as float32 rows, each cut or zero-padded to its dimension."""
+    xp = ctx.xp
+    parts = []
+    for x, width in zip(inputs, inputdimensions or [], strict=True):
+        rows = xp.reshape(xp.astype(x, xp.float32), (shape_of(x)[0], -1))
+        have = shape_of(rows)[1]
+        if have >= width:
+            parts.append(rows[:, :width])
+        else:
+            parts.append(xp.concat([rows, xp.zeros((shape_of(rows)[0], width - have),
+                                                   dtype=xp.float32)], axis=1))
+    return xp.concat(parts, axis=1)
