@@ -186,14 +186,14 @@ class Backend(ABC):
                                f"{', '.join(self.devices)}")
         typed = parse_options(self.name, self.Options, options)
         given = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)}
-        proto = None
         if self.reads_files and isinstance(model, str | os.PathLike):
             # The engine reads the weights from the model's folder itself (checked safe here,
             # not read): a model over protobuf's 2 GiB never becomes one buffer.
-            unread = load(model, load_external_data=False)
-            if has_external_data(unread):
-                proto, given["model_path"] = unread, os.fspath(model)
-        proto = proto or load(model)
+            proto = load(model, load_external_data=False)
+            if has_external_data(proto):
+                given["model_path"] = os.fspath(model)
+        else:
+            proto = load(model)
         with failures_as(f"backend {self.name!r} could not prepare the model"):
             return self._prepare(proto, device, **given)
 
