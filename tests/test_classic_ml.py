@@ -203,3 +203,29 @@ def test_category_mapper_and_feature_vectorizer(backend: str, case: str) -> None
     want = modelport.get_backend("onnxruntime").prepare(model).run(feeds)["y"]
     got = modelport.get_backend(backend).prepare(model).run(feeds)["y"]
     assert got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["rbf", "poly", "linear", "sigmoid", "one-class"])
+def test_support_vector_regressors_from_skl2onnx(backend: str, kind: str) -> None:
+    """SVMRegressor with every kernel, and a one-class SVM's +1/-1 labels."""
+    from skl2onnx import to_onnx
+    from sklearn.svm import SVR, OneClassSVM
+
+    x = _data()["x"][:, :4]
+    target = x[:, 0] - x[:, 1] ** 2
+    estimator = {"rbf": lambda: SVR(kernel="rbf", gamma=0.3).fit(x, target),
+                 "poly": lambda: SVR(kernel="poly", degree=3, coef0=1).fit(x, target),
+                 "linear": lambda: SVR(kernel="linear").fit(x, target),
+                 "sigmoid": lambda: SVR(kernel="sigmoid", gamma=0.1).fit(x, target),
+                 "one-class": lambda: OneClassSVM(gamma=0.5).fit(x)}[kind]()
+    model = to_onnx(estimator, x[:1], target_opset={"": 17, "ai.onnx.ml": 3})
+    assert "SVMRegressor" in {n.op_type for n in model.graph.node}
+    feeds = {"X": x[:80]}
+    want = modelport.get_backend("onnxruntime").prepare(model).run(feeds)
+    got = modelport.get_backend(backend).prepare(model).run(feeds)
+    for output, expected in want.items():
+        # onnxruntime sums the support vectors one by one, modelport as one matmul
+        np.testing.assert_allclose(got[output], expected, rtol=1e-5, atol=2e-5)
+    prediction = (got["label"] if kind == "one-class" else got["variable"]).reshape(-1)
+    np.testing.assert_allclose(prediction, estimator.predict(x[:80]), rtol=1e-4, atol=1e-4)

@@ -534,3 +534,53 @@ def feature_vectorizer(ctx: Any, *inputs: Any, inputdimensions: list[int] | None
             parts.append(xp.concat([rows, xp.zeros((shape_of(rows)[0], width - have),
                                                    dtype=xp.float32)], axis=1))
     return xp.concat(parts, axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# support vector machines
+
+
+def _kernel(ctx: Any, x: Any, vectors: np.ndarray, kernel_type: str,
+            kernel_params: list[float] | None) -> Any:
+    """K(x_n, v_j) for every row and support vector: [rows, vectors], in float32 as
+    onnxruntime computes it."""
+    xp = ctx.xp
+    gamma, coef0, degree = [*(kernel_params or []), 0.0, 0.0, 0.0][:3]
+    support = xp.asarray(vectors.astype(np.float32))
+    dots = xp.matmul(x, xp.permute_dims(support, (1, 0)))
+    kind = kernel_type.upper()
+    if kind == "LINEAR":
+        return dots
+    if kind == "POLY":
+        return (dots * gamma + coef0) ** int(degree)
+    if kind == "SIGMOID":
+        return xp.tanh(dots * gamma + coef0)
+    if kind == "RBF":
+        squares = xp.sum(x * x, axis=1, keepdims=True) - 2 * dots + xp.asarray(
+            (vectors.astype(np.float32) ** 2).sum(axis=1)[None, :])
+        return xp.exp(-gamma * xp.maximum(squares, xp.zeros_like(squares)))
+    raise NotImplementedError(f"SVM kernel {kernel_type}")
+
+
+@op("SVMRegressor", 1, domain=ML)
+def svm_regressor(ctx: Any, x: Any, *, coefficients: list[float] | None = None,
+                  kernel_params: list[float] | None = None, kernel_type: str = "LINEAR",
+                  n_supports: int = 0, one_class: int = 0, post_transform: str = "NONE",
+                  rho: list[float] | None = None,
+                  support_vectors: list[float] | None = None) -> Any:
+    """``Σ_j coefficient_j K(x, v_j) + rho`` over the support vectors (or a linear model
+    when there are none); a one-class model answers 1 or -1 by its sign."""
+    xp = ctx.xp
+    work = xp.astype(x, xp.float32)
+    weights = np.asarray(coefficients or [], np.float32)
+    if n_supports > 0:
+        vectors = np.asarray(support_vectors, np.float32).reshape(n_supports, -1)
+        kernel = _kernel(ctx, work, vectors, kernel_type, kernel_params)
+    else:  # liblinear: the coefficients are one weight per feature
+        kernel, weights = work, weights.reshape(-1)
+    score = xp.matmul(kernel, xp.asarray(weights[:, None])) + float((rho or [0.0])[0])
+    if one_class:
+        score = xp.where(score > 0, xp.ones_like(score), -xp.ones_like(score))
+    if post_transform not in ("NONE", ""):
+        raise NotImplementedError(f"SVMRegressor post_transform {post_transform}")
+    return score
