@@ -229,3 +229,29 @@ def test_support_vector_regressors_from_skl2onnx(backend: str, kind: str) -> Non
         np.testing.assert_allclose(got[output], expected, rtol=1e-5, atol=2e-5)
     prediction = (got["label"] if kind == "one-class" else got["variable"]).reshape(-1)
     np.testing.assert_allclose(prediction, estimator.predict(x[:80]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["3-classes-probabilities", "binary-probabilities",
+                                  "3-classes", "binary-poly"])
+def test_support_vector_classifiers_from_skl2onnx(backend: str, case: str) -> None:
+    """SVMClassifier: one-vs-one votes, and SVC(probability=True)'s coupled probabilities."""
+    from skl2onnx import to_onnx
+    from sklearn.svm import SVC
+
+    d = _data()
+    x = d["x"][:200, :4]
+    target = d["three"][:200] if case.startswith("3") else d["two"][:200]
+    estimator = {"3-classes-probabilities": lambda: SVC(probability=True, random_state=0),
+                 "binary-probabilities": lambda: SVC(probability=True, random_state=0),
+                 "3-classes": lambda: SVC(),
+                 "binary-poly": lambda: SVC(kernel="poly")}[case]().fit(x, target)
+    model = to_onnx(estimator, x[:1], options={id(estimator): {"zipmap": False}},
+                    target_opset={"": 17, "ai.onnx.ml": 3})
+    assert "SVMClassifier" in {n.op_type for n in model.graph.node}
+    feeds = {"X": x[:80]}
+    want = modelport.get_backend("onnxruntime").prepare(model).run(feeds)
+    got = modelport.get_backend(backend).prepare(model).run(feeds)
+    assert got["label"].tolist() == want["label"].tolist() == estimator.predict(x[:80]).tolist()
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5,
+                               atol=1e-5)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from modelport.errors import BackendError
 from modelport.ops.registry import op
 from modelport.ops.shape import shape_of
 
@@ -584,3 +585,104 @@ def svm_regressor(ctx: Any, x: Any, *, coefficients: list[float] | None = None,
     if post_transform not in ("NONE", ""):
         raise NotImplementedError(f"SVMRegressor post_transform {post_transform}")
     return score
+
+
+def _coupled(pairwise: np.ndarray, k: int) -> np.ndarray:
+    """Class probabilities from pairwise ones, rows at once: libsvm's multiclass_probability
+    (Wu, Lin and Weng's second method), each row stopping where libsvm's loop would."""
+    rows = pairwise.shape[0]
+    q = -pairwise.transpose(0, 2, 1) * pairwise  # q[t, j] = -r[j, t] r[t, j]
+    diagonal = (pairwise ** 2).sum(axis=1) - np.einsum("nii->ni", pairwise) ** 2
+    q[:, np.arange(k), np.arange(k)] = diagonal
+    p = np.full((rows, k), 1.0 / k)
+    active = np.ones(rows, bool)
+    for _ in range(max(100, k)):
+        qp = np.einsum("ntj,nj->nt", q, p)
+        pqp = (p * qp).sum(axis=1)
+        active &= np.abs(qp - pqp[:, None]).max(axis=1) >= 0.005 / k
+        if not active.any():
+            break
+        for t in range(k):
+            diff = np.where(active, (pqp - qp[:, t]) / q[:, t, t], 0.0)
+            p[:, t] += diff
+            pqp = (pqp + diff * (diff * q[:, t, t] + 2 * qp[:, t])) / (1 + diff) ** 2
+            p /= (1 + diff)[:, None]
+            qp = (qp + diff[:, None] * q[:, t, :]) / (1 + diff)[:, None]
+    return p
+
+
+@op("SVMClassifier", 1, domain=ML)
+def svm_classifier(ctx: Any, x: Any, *, classlabels_ints: list[int] | None = None,
+                   classlabels_strings: list[str] | None = None,
+                   coefficients: list[float] | None = None,
+                   kernel_params: list[float] | None = None, kernel_type: str = "LINEAR",
+                   post_transform: str = "NONE", prob_a: list[float] | None = None,
+                   prob_b: list[float] | None = None, rho: list[float] | None = None,
+                   support_vectors: list[float] | None = None,
+                   vectors_per_class: list[int] | None = None) -> Any:
+    """One-vs-one votes over the support vectors (libsvm's layout), the label by most votes;
+    scores are the pairwise decision values, or with ``prob_a``/``prob_b`` the coupled class
+    probabilities (computed on the host, as libsvm's iteration needs row-wise stopping).
+    Without support vectors it is liblinear's one-vs-rest linear form."""
+    xp = ctx.xp
+    labels = classlabels_ints if classlabels_ints is not None else classlabels_strings
+    k = max(len(labels or []), 1)
+    work = xp.astype(x, xp.float32)
+    weights = np.asarray(coefficients or [], np.float32)
+    offsets = np.asarray(rho or [0.0], np.float32)
+    counts = list(vectors_per_class or [])
+    if not counts or sum(counts) == 0:  # liblinear: a score per class
+        scores = xp.matmul(work, xp.asarray(weights.reshape(k, -1).T)) + float(offsets[0])
+        return _svm_finish(ctx, scores, None, scores, labels, post_transform, False)
+    total = sum(counts)
+    vectors = np.asarray(support_vectors, np.float32).reshape(total, -1)
+    kernel = _kernel(ctx, work, vectors, kernel_type, kernel_params)  # rows, vectors
+    coefs = weights.reshape(-1, total)
+    starts = np.cumsum([0, *counts[:-1]])
+    decisions, votes = [], []
+    for pair, (i, j) in enumerate(_pairs(k)):
+        take = np.zeros(total, np.float32)  # the two classes' vectors, weighted
+        take[starts[i]:starts[i] + counts[i]] = coefs[j - 1, starts[i]:starts[i] + counts[i]]
+        take[starts[j]:starts[j] + counts[j]] = coefs[i, starts[j]:starts[j] + counts[j]]
+        decision = xp.matmul(kernel, xp.asarray(take[:, None]))[:, 0] + float(offsets[pair])
+        decisions.append(decision)
+        winner = np.zeros(k, np.float32)
+        winner[i] = 1
+        loser = np.zeros(k, np.float32)
+        loser[j] = 1
+        votes.append(xp.where(decision[:, None] > 0, xp.asarray(winner[None, :]),
+                              xp.asarray(loser[None, :])))
+    pairwise = xp.stack(decisions, axis=1)
+    tally = sum(votes[1:], votes[0])
+    if prob_a:
+        if ctx.fw.tracing(pairwise):
+            raise BackendError("SVMClassifier's probabilities are coupled on the host")
+        host = np.asarray(ctx.fw.to_host(pairwise) if ctx.fw.is_native(pairwise) else pairwise,
+                          np.float64)
+        r = np.zeros((host.shape[0], k, k))
+        for pair, (i, j) in enumerate(_pairs(k)):
+            shift = prob_b[pair] if prob_b else 0.0
+            value = 1 / (1 + np.exp(host[:, pair] * prob_a[pair] + shift))
+            value = np.clip(value, 1e-7, 1 - 1e-7)
+            r[:, i, j], r[:, j, i] = value, 1 - value
+        probabilities = ctx.fw.asarray(_coupled(r, k).astype(np.float32))
+        return _svm_finish(ctx, probabilities, tally, probabilities, labels, post_transform,
+                           True)
+    return _svm_finish(ctx, pairwise, tally, pairwise, labels, post_transform, False)
+
+
+def _pairs(k: int) -> list[tuple[int, int]]:
+    """The one-vs-one pairs in libsvm's order: (0, 1), (0, 2), ..., (1, 2), ..."""
+    return [(i, j) for i in range(k) for j in range(i + 1, k)]
+
+
+def _svm_finish(ctx: Any, scores: Any, votes: Any, ranked: Any, labels: list[Any] | None,
+                transform: str, probabilities: bool) -> Any:
+    """The label (most votes, or the best score without votes) and the written scores: a
+    single pairwise score for two classes becomes [-s, s] (transformed as a pair)."""
+    xp = ctx.xp
+    best = xp.argmax(votes if votes is not None else ranked, axis=1)
+    if shape_of(scores)[1] == 1 and not probabilities:
+        scores = xp.concat([-scores, scores], axis=1)
+    scores = xp.astype(_post_transform(ctx, scores, transform), xp.float32)
+    return _labels(ctx, best, labels), scores
