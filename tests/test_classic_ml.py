@@ -255,3 +255,26 @@ def test_support_vector_classifiers_from_skl2onnx(backend: str, case: str) -> No
     assert got["label"].tolist() == want["label"].tolist() == estimator.predict(x[:80]).tolist()
     np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5,
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_support_vector_classifier_in_liblinear_form(backend: str) -> None:
+    """SVMClassifier without support vectors: a linear score per class (one shared rho)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    node = helper.make_node("SVMClassifier", ["x"], ["label", "scores"], domain="ai.onnx.ml",
+                            classlabels_ints=[4, 5, 6], kernel_type="LINEAR", rho=[0.25],
+                            kernel_params=[0.0, 0.0, 0.0],
+                            coefficients=rng.standard_normal(12).round(3).tolist())
+    graph = helper.make_graph(
+        [node], "svm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, None),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("ai.onnx.ml", 3)])
+    feeds = {"x": rng.standard_normal((20, 4)).astype(np.float32)}
+    want = modelport.get_backend("onnxruntime").prepare(model).run(feeds)
+    got = modelport.get_backend(backend).prepare(model).run(feeds)
+    assert got["label"].tolist() == want["label"].tolist()
+    np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-5)

@@ -632,6 +632,8 @@ def svm_classifier(ctx: Any, x: Any, *, classlabels_ints: list[int] | None = Non
     offsets = np.asarray(rho or [0.0], np.float32)
     counts = list(vectors_per_class or [])
     if not counts or sum(counts) == 0:  # liblinear: a score per class
+        if k < 3:  # onnxruntime labels a single liblinear score by rules of its own
+            raise NotImplementedError("SVMClassifier in liblinear form with two classes")
         scores = xp.matmul(work, xp.asarray(weights.reshape(k, -1).T)) + float(offsets[0])
         return _svm_finish(ctx, scores, None, scores, labels, post_transform, False)
     total = sum(counts)
