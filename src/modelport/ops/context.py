@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from modelport.errors import BackendError
+
 
 class HostFallback(Exception):
     """A framework cannot hold a value (strings, int4, ...) or has no kernel for an operation:
@@ -151,8 +153,21 @@ def native(ctx: OpContext, name: str) -> Callable[..., Any] | None:
     return ctx.fw.overrides.get(name)
 
 
+def host_value(ctx: OpContext, value: Any) -> np.ndarray:
+    """A host or framework value as a numpy array. Reading a framework value waits for it;
+    while tracing it cannot be read (see ``eager_host_value``)."""
+    return np.asarray(ctx.fw.to_host(value) if ctx.fw.is_native(value) else value)
+
+
+def eager_host_value(ctx: OpContext, value: Any, why: str) -> np.ndarray:
+    """``host_value``, or while tracing a ``BackendError`` saying ``why`` the node needs the
+    values, upon which the session runs the graph eagerly instead."""
+    if ctx.fw.tracing(value):
+        raise BackendError(why)
+    return host_value(ctx, value)
+
+
 def truth(ctx: OpContext, value: Any) -> bool:
     """The first element of a host or framework value as a Python bool (an If's condition, a
-    guard's test). Reading a framework value waits for it; while tracing it cannot be read."""
-    host = ctx.fw.to_host(value) if ctx.fw.is_native(value) else value
-    return bool(np.asarray(host).reshape(-1)[0])
+    guard's test)."""
+    return bool(host_value(ctx, value).reshape(-1)[0])

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.ops.context import native, truth
+from modelport.ops.context import host_value, native, truth
 from modelport.ops.registry import op
 from modelport.ops.shape import shape_of
 
@@ -32,8 +32,7 @@ def if_(ctx: Any, cond: Any, *, then_branch: Any, else_branch: Any) -> Any:
 @op("Loop", *VERSIONS)
 def loop(ctx: Any, trip_count: Any, cond: Any, *carried: Any, body: Any) -> Any:
     xp = ctx.xp
-    limit = None if trip_count is None else int(np.asarray(
-        ctx.fw.to_host(trip_count) if ctx.fw.is_native(trip_count) else trip_count))
+    limit = None if trip_count is None else int(host_value(ctx, trip_count))
     keep_going = True if cond is None else truth(ctx, cond)
     names = body.inputs
     n_carried = len(carried)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from modelport.ops.context import host_value
 from modelport.ops.registry import op
 from modelport.ops.shape import normalize_axis, shape_of
 
@@ -94,8 +95,8 @@ def tensor_scatter(ctx: Any, past: Any, update: Any, write_indices: Any = None, 
     dims = shape_of(past)
     axis = normalize_axis(axis, len(dims))
     batch, length, steps = dims[0], dims[axis], shape_of(update)[axis]
-    starts = np.zeros(batch, np.int64) if write_indices is None else np.asarray(
-        ctx.fw.to_host(write_indices) if ctx.fw.is_native(write_indices) else write_indices)
+    starts = (np.zeros(batch, np.int64) if write_indices is None
+              else host_value(ctx, write_indices))
     positions = np.arange(length)
     rows = []
     for b in range(batch):

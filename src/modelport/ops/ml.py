@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.errors import BackendError
+from modelport.ops.context import eager_host_value, host_value
 from modelport.ops.registry import op
 from modelport.ops.shape import shape_of
 
@@ -46,7 +46,7 @@ def _lookup(ctx: Any, x: Any, keys: np.ndarray, values: np.ndarray, default: Any
     """Each element of ``x`` mapped through ``keys -> values``, ``default`` where absent."""
     if keys.dtype == object or values.dtype == object:  # strings: on the host
         table = dict(zip(keys.tolist(), values.tolist(), strict=True))
-        host = np.asarray(ctx.fw.to_host(x) if ctx.fw.is_native(x) else x)
+        host = host_value(ctx, x)
         out = np.array([table.get(_key(k), default) for k in host.reshape(-1).tolist()],
                        dtype=values.dtype)
         return out.reshape(host.shape)
@@ -114,7 +114,7 @@ def label_encoder_1(ctx: Any, x: Any, *, classes_strings: list[str] | None = Non
     """Strings to their position in ``classes_strings``, or positions back to strings."""
     classes = np.asarray(classes_strings or [], dtype=object)
     positions = np.arange(classes.size, dtype=np.int64)
-    host = np.asarray(ctx.fw.to_host(x) if ctx.fw.is_native(x) else x)
+    host = host_value(ctx, x)
     if host.dtype == object:
         return _lookup(ctx, x, classes, positions, default_int64)
     return _lookup(ctx, x, positions, classes, default_string)
@@ -402,7 +402,7 @@ def _labels(ctx: Any, best: Any, labels: list[Any] | None) -> Any:
     """Class indices as their labels: int64 through array code, strings on the host."""
     xp = ctx.xp
     if labels and isinstance(labels[0], str):
-        host = np.asarray(ctx.fw.to_host(best) if ctx.fw.is_native(best) else best)
+        host = host_value(ctx, best)
         return np.asarray(labels, dtype=object)[host]
     return xp.take(xp.asarray(np.asarray(labels, np.int64)), xp.astype(best, xp.int64))
 
@@ -462,7 +462,7 @@ def one_hot_encoder(ctx: Any, x: Any, *, cats_int64s: list[int] | None = None,
     if isinstance(index, np.ndarray) and not ctx.host:
         index = ctx.fw.asarray(index)
     if not zeros:
-        host = np.asarray(ctx.fw.to_host(index) if ctx.fw.is_native(index) else index)
+        host = host_value(ctx, index)
         if (host < 0).any():
             raise ValueError("OneHotEncoder: a value is in no category and zeros is 0")
     encoded = xp.astype(index[..., None] == xp.arange(len(categories), dtype=xp.int64),
@@ -515,7 +515,7 @@ def category_mapper(ctx: Any, x: Any, *, cats_int64s: list[int] | None = None,
     """Strings to their paired integers, or integers to their paired strings."""
     strings = np.asarray(cats_strings or [], dtype=object)
     integers = np.asarray(cats_int64s or [], dtype=np.int64)
-    host = np.asarray(ctx.fw.to_host(x) if ctx.fw.is_native(x) else x)
+    host = host_value(ctx, x)
     if host.dtype == object:
         return _lookup(ctx, x, strings, integers, default_int64)
     return _lookup(ctx, x, integers, strings, default_string)
@@ -657,10 +657,8 @@ def svm_classifier(ctx: Any, x: Any, *, classlabels_ints: list[int] | None = Non
     pairwise = xp.stack(decisions, axis=1)
     tally = sum(votes[1:], votes[0])
     if prob_a:
-        if ctx.fw.tracing(pairwise):
-            raise BackendError("SVMClassifier's probabilities are coupled on the host")
-        host = np.asarray(ctx.fw.to_host(pairwise) if ctx.fw.is_native(pairwise) else pairwise,
-                          np.float64)
+        host = eager_host_value(ctx, pairwise, "SVMClassifier's probabilities are coupled on "
+                                "the host").astype(np.float64)
         r = np.zeros((host.shape[0], k, k))
         for pair, (i, j) in enumerate(_pairs(k)):
             shift = prob_b[pair] if prob_b else 0.0

@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import BackendError
+from modelport.ops.context import eager_host_value
 from modelport.ops.registry import op
 from modelport.ops.shape import shape_of
+
+_FROM_VALUES = "a random draw from a tensor's values runs on the host"
 
 
 def _state(ctx: Any, seed: float | None, like: Any = None) -> np.random.RandomState:
@@ -31,12 +34,6 @@ def _dtype(ctx: Any, dtype: int | None, like: Any = None) -> np.dtype:
     if dtype is None:
         return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(ctx.fw.elem_type(like)))
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(dtype))
-
-
-def _host(ctx: Any, x: Any) -> np.ndarray:
-    if ctx.fw.tracing(x):
-        raise BackendError("a random draw from a tensor's values runs on the host, eagerly")
-    return np.asarray(ctx.fw.to_host(x) if ctx.fw.is_native(x) else x)
 
 
 def _uniform(state: np.random.RandomState, shape: Sequence[int], dtype: np.dtype,
@@ -79,14 +76,15 @@ def random_normal_like(ctx: Any, x: Any, *, dtype: int | None = None, mean: floa
 @op("Bernoulli", 15, 22)
 def bernoulli(ctx: Any, x: Any, *, dtype: int | None = None, seed: float | None = None) -> Any:
     """1 with probability ``x``, element by element."""
-    return _state(ctx, seed).binomial(1, p=_host(ctx, x)).astype(_dtype(ctx, dtype, x))
+    chances = eager_host_value(ctx, x, _FROM_VALUES)
+    return _state(ctx, seed).binomial(1, p=chances).astype(_dtype(ctx, dtype, x))
 
 
 @op("Multinomial", 7, 22)
 def multinomial(ctx: Any, x: Any, *, dtype: int = 6, sample_size: int = 1,
                 seed: float | None = None) -> Any:
     """``sample_size`` class indices per row, drawn from the softmax of the row's logits."""
-    logits = _host(ctx, x).astype(np.float64)
+    logits = eager_host_value(ctx, x, _FROM_VALUES).astype(np.float64)
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     state = _state(ctx, seed)

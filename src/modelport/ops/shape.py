@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.errors import BackendError
+from modelport.ops.context import eager_host_value
 from modelport.ops.registry import op
 
 ALL = (1, 13, 14, 15, 16, 19, 21, 23, 24, 25)  # the versions of the pure data-movement ops
@@ -251,9 +251,7 @@ def _to_float8e8m0(ctx: Any, x: Any, saturate: int, round_mode: str) -> Any:
     ``round_mode`` follows bit by bit; it runs on the host (a traced program runs eagerly)."""
     from onnx import numpy_helper
 
-    if ctx.fw.tracing(x):
-        raise BackendError("a Cast to float8e8m0 runs on the host, outside a traced program")
-    host = np.asarray(ctx.fw.to_host(x) if ctx.fw.is_native(x) else x, dtype=np.float32)
+    host = eager_host_value(ctx, x, "a Cast to float8e8m0 runs on the host").astype(np.float32)
     return numpy_helper.to_float8e8m0(host, bool(saturate), round_mode)
 
 
