@@ -7,14 +7,18 @@ host.
 
 from __future__ import annotations
 
+import collections
+import functools
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from modelport.ops.context import eager_host_value, host_value
+from modelport.ops.elementwise import sigmoid
+from modelport.ops.reduction import softmax_along
 from modelport.ops.registry import op
 from modelport.ops.shape import shape_of
 
@@ -149,16 +153,32 @@ class _Forest:
     weights: np.ndarray  # nodes, targets
     hits: np.ndarray  # nodes, targets
 
+    @functools.cached_property
+    def depth(self) -> int:
+        """The steps from the roots that reach every leaf."""
+        depth, frontier = 0, {int(s) for s in self.starts if self.true_next[s] != s}
+        while frontier:
+            depth += 1
+            frontier = {int(c) for i in frontier for c in (self.true_next[i],
+                                                           self.false_next[i])
+                        if self.true_next[c] != c}
+            if depth > len(self.true_next):
+                raise ValueError("tree ensemble: the nodes form a cycle")
+        return depth
 
-def _depth(starts: np.ndarray, true_next: np.ndarray, false_next: np.ndarray) -> int:
-    depth, frontier = 0, {int(s) for s in starts if true_next[s] != s}
-    while frontier:
-        depth += 1
-        frontier = {int(c) for i in frontier for c in (true_next[i], false_next[i])
-                    if true_next[c] != c}
-        if depth > len(true_next):
-            raise ValueError("tree ensemble: the nodes form a cycle")
-    return depth
+
+# A node's attributes are the same objects on every call: its forest is built once, keyed by
+# one of them (held here, so that its id cannot be reused while the entry lives).
+_FORESTS: collections.OrderedDict[int, tuple[Any, _Forest]] = collections.OrderedDict()
+
+
+def _forest_of(anchor: Any, build: Callable[[], _Forest]) -> _Forest:
+    kept = _FORESTS.get(id(anchor))
+    if kept is None or kept[0] is not anchor:
+        kept = _FORESTS[id(anchor)] = (anchor, build())
+        if len(_FORESTS) > 256:
+            _FORESTS.popitem(last=False)
+    return kept[1]
 
 
 def _members(modes: np.ndarray, membership_values: np.ndarray | None, n_total: int
@@ -197,7 +217,7 @@ def _walk(ctx: Any, x: Any, forest: _Forest) -> Any:
     members = xp.asarray(forest.members, dtype=dtype) if _MEMBER in modes else None
     index = xp.broadcast_to(xp.asarray(forest.starts)[None, :],
                             (shape_of(x)[0], forest.starts.size))
-    for _ in range(_depth(forest.starts, forest.true_next, forest.false_next)):
+    for _ in range(forest.depth):
         value = xp.take_along_axis(x, _gather(ctx, feature, index), axis=1)
         threshold = _gather(ctx, split, index)
         node_mode = _gather(ctx, mode, index)
@@ -228,17 +248,16 @@ def _aggregate(ctx: Any, forest: _Forest, index: Any, aggregate: int, dtype: Any
 
 
 def _post_transform(ctx: Any, scores: Any, transform: str) -> Any:
+    """The ai.onnx.ml score transforms, over each row."""
     xp = ctx.xp
     if transform in ("NONE", ""):
         return scores
     if transform == "LOGISTIC":
-        return 1 / (1 + xp.exp(-scores))
+        return sigmoid(ctx, scores)
     if transform == "SOFTMAX":
-        shifted = xp.exp(scores - xp.max(scores, axis=1, keepdims=True))
-        return shifted / xp.sum(shifted, axis=1, keepdims=True)
+        return softmax_along(ctx, scores, 1)
     if transform == "SOFTMAX_ZERO":  # a softmax over the non-zero scores; zeros stay 0
-        nonzero = scores != 0
-        shifted = xp.where(nonzero, xp.exp(scores - xp.max(scores, axis=1, keepdims=True)),
+        shifted = xp.where(scores != 0, xp.exp(scores - xp.max(scores, axis=1, keepdims=True)),
                            xp.zeros_like(scores))
         return shifted / xp.sum(shifted, axis=1, keepdims=True)
     raise NotImplementedError(f"post_transform {transform}")
@@ -254,43 +273,52 @@ def tree_ensemble(ctx: Any, x: Any, *, nodes_splits: np.ndarray, nodes_featureid
                   nodes_hitrates: Any = None,
                   nodes_missing_value_tracks_true: list[int] | None = None,
                   membership_values: np.ndarray | None = None) -> Any:
-    """Nodes 0..n-1, leaves n..n+L-1 (a branch's id points at a leaf when its ``*leafs``
-    flag says so)."""
     if post_transform != 0:
         raise NotImplementedError(f"TreeEnsemble post_transform {post_transform}")
-    n, leaves = len(nodes_featureids), len(leaf_targetids)
-    true_next = np.asarray(nodes_truenodeids) + n * np.asarray(nodes_trueleafs)
-    false_next = np.asarray(nodes_falsenodeids) + n * np.asarray(nodes_falseleafs)
-    itself = np.arange(n, n + leaves)
-    # a root whose both branches are the same leaf is that leaf (a one-leaf tree)
-    starts = np.array([true_next[r] if true_next[r] == false_next[r] >= n else r
-                       for r in tree_roots], np.int64)
-    modes = np.concatenate([np.asarray(nodes_modes, np.int64), np.zeros(leaves, np.int64)])
-    weights = np.zeros((n + leaves, n_targets))
-    hits = np.zeros((n + leaves, n_targets), bool)
-    weights[itself, leaf_targetids] = np.asarray(leaf_weights, np.float64)
-    hits[itself, leaf_targetids] = True
-    forest = _Forest(
-        feature=np.concatenate([np.asarray(nodes_featureids, np.int64),
-                                np.zeros(leaves, np.int64)]),
-        split=np.concatenate([np.asarray(nodes_splits, np.float64), np.zeros(leaves)]),
-        mode=modes, true_next=np.concatenate([true_next, itself]).astype(np.int64),
-        false_next=np.concatenate([false_next, itself]).astype(np.int64),
-        missing_true=np.concatenate([np.asarray(nodes_missing_value_tracks_true or [0] * n,
-                                                bool), np.zeros(leaves, bool)]),
-        members=_members(modes, membership_values, n + leaves), starts=starts,
-        weights=weights, hits=hits)
+    forest = _forest_of(nodes_featureids, lambda: _forest_5(
+        nodes_splits, nodes_featureids, nodes_modes, nodes_truenodeids, nodes_falsenodeids,
+        nodes_trueleafs, nodes_falseleafs, leaf_targetids, leaf_weights, tree_roots, n_targets,
+        nodes_missing_value_tracks_true, membership_values))
     return _aggregate(ctx, forest, _walk(ctx, x, forest), aggregate_function, x.dtype)
 
 
-def _classic_forest(nodes_treeids: list[int], nodes_nodeids: list[int],
-                    nodes_modes: list[str], nodes_featureids: list[int], nodes_values: Any,
-                    nodes_truenodeids: list[int], nodes_falsenodeids: list[int],
-                    missing: list[int] | None, leaf_treeids: list[int], leaf_nodeids: list[int],
-                    leaf_ids: list[int], leaf_weights: Any, n_targets: int) -> _Forest:
+def _forest_5(splits: np.ndarray, features: list[int], node_modes: np.ndarray,
+              true_ids: list[int], false_ids: list[int], true_leafs: list[int],
+              false_leafs: list[int], leaf_targets: list[int], leaf_weights: np.ndarray,
+              roots: list[int], n_targets: int, missing: list[int] | None,
+              membership_values: np.ndarray | None) -> _Forest:
+    """TreeEnsemble-5's layout: nodes 0..n-1, leaves n..n+L-1 (a branch's id points at a
+    leaf when its ``*leafs`` flag says so)."""
+    n, leaves = len(features), len(leaf_targets)
+    true_next = np.asarray(true_ids) + n * np.asarray(true_leafs)
+    false_next = np.asarray(false_ids) + n * np.asarray(false_leafs)
+    itself = np.arange(n, n + leaves)
+    # a root whose both branches are the same leaf is that leaf (a one-leaf tree)
+    starts = np.array([true_next[r] if true_next[r] == false_next[r] >= n else r
+                       for r in roots], np.int64)
+    modes = np.concatenate([np.asarray(node_modes, np.int64), np.zeros(leaves, np.int64)])
+    weights = np.zeros((n + leaves, n_targets))
+    hits = np.zeros((n + leaves, n_targets), bool)
+    weights[itself, leaf_targets] = np.asarray(leaf_weights, np.float64)
+    hits[itself, leaf_targets] = True
+    return _Forest(
+        feature=np.concatenate([np.asarray(features, np.int64), np.zeros(leaves, np.int64)]),
+        split=np.concatenate([np.asarray(splits, np.float64), np.zeros(leaves)]),
+        mode=modes, true_next=np.concatenate([true_next, itself]).astype(np.int64),
+        false_next=np.concatenate([false_next, itself]).astype(np.int64),
+        missing_true=np.concatenate([np.asarray(missing or [0] * n, bool),
+                                     np.zeros(leaves, bool)]),
+        members=_members(modes, membership_values, n + leaves), starts=starts,
+        weights=weights, hits=hits)
+
+
+def _classic_forest(nodes: tuple[Any, ...], leaves: tuple[Any, ...], n_targets: int) -> _Forest:
     """TreeEnsembleRegressor/Classifier's layout: nodes keyed by (tree id, node id), a
     branch's children by node id within its tree, LEAF nodes listed with the rest, and a
     leaf's contributions as (tree, node, target, weight) entries."""
+    (nodes_treeids, nodes_nodeids, nodes_modes, nodes_featureids, nodes_values,
+     nodes_truenodeids, nodes_falsenodeids, missing) = nodes
+    leaf_treeids, leaf_nodeids, leaf_ids, leaf_weights = leaves
     position = {(t, i): p for p, (t, i) in enumerate(zip(nodes_treeids, nodes_nodeids,
                                                           strict=True))}
     n = len(position)
@@ -300,10 +328,11 @@ def _classic_forest(nodes_treeids: list[int], nodes_nodeids: list[int],
                           enumerate(zip(nodes_treeids, nodes_truenodeids, strict=True))])
     false_next = np.array([p if is_leaf[p] else position[t, c] for p, (t, c) in
                            enumerate(zip(nodes_treeids, nodes_falsenodeids, strict=True))])
-    children = {int(c) for p in range(n) if not is_leaf[p]
-                for c in (true_next[p], false_next[p])}
-    starts = np.array([min(p for p in range(n) if nodes_treeids[p] == tree
-                           and p not in children) for tree in dict.fromkeys(nodes_treeids)])
+    child = np.zeros(n, bool)
+    child[true_next[~is_leaf]] = child[false_next[~is_leaf]] = True
+    roots: dict[int, int] = {}  # each tree's first node that no branch points to
+    for p in np.flatnonzero(~child).tolist():
+        roots.setdefault(nodes_treeids[p], p)
     weights = np.zeros((n, n_targets))
     hits = np.zeros((n, n_targets), bool)
     for tree, node, target, weight in zip(leaf_treeids, leaf_nodeids, leaf_ids,
@@ -314,14 +343,27 @@ def _classic_forest(nodes_treeids: list[int], nodes_nodeids: list[int],
                    split=np.asarray(nodes_values, np.float64), mode=modes,
                    true_next=true_next.astype(np.int64), false_next=false_next.astype(np.int64),
                    missing_true=np.asarray(missing or [0] * n, bool),
-                   members=np.full((n, 1), np.nan), starts=starts.astype(np.int64),
+                   members=np.full((n, 1), np.nan),
+                   starts=np.array([roots[t] for t in dict.fromkeys(nodes_treeids)], np.int64),
                    weights=weights, hits=hits)
 
 
-def _float_input(ctx: Any, x: Any) -> Any:
-    """Integer features compare as float32, as onnxruntime reads them."""
+def _classic_scores(ctx: Any, x: Any, aggregate: int, base: Any, n_targets: int,
+                    nodes: tuple[Any, ...], leaves: tuple[Any, ...]) -> Any:
+    """A TreeEnsembleRegressor/Classifier's scores before the transform: the walk over its
+    forest (built once per node) from float features, aggregated, plus the base values."""
     xp = ctx.xp
-    return x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float32)
+    x = x if xp.isdtype(x.dtype, "real floating") else xp.astype(x, xp.float32)  # as ORT does
+    forest = _forest_of(nodes[0], lambda: _classic_forest(nodes, leaves, n_targets))
+    scores = _aggregate(ctx, forest, _walk(ctx, x, forest), aggregate, x.dtype)
+    if base is None:
+        return scores
+    return scores + xp.asarray(np.asarray(base, np.float64), dtype=scores.dtype)
+
+
+def _either(value: Any, as_tensor: Any) -> Any:
+    """An attribute given as a list or as its ``*_as_tensor`` twin."""
+    return value if value is not None else as_tensor
 
 
 @op("TreeEnsembleRegressor", 1, 3, domain=ML)
@@ -339,21 +381,15 @@ def tree_ensemble_regressor(ctx: Any, x: Any, *, aggregate_function: str = "SUM"
                             target_treeids: list[int],
                             target_weights: list[float] | None = None,
                             target_weights_as_tensor: Any = None) -> Any:
-    xp = ctx.xp
-    x = _float_input(ctx, x)
-    targets = n_targets or (max(target_ids) + 1)
-    forest = _classic_forest(
-        nodes_treeids, nodes_nodeids, nodes_modes, nodes_featureids,
-        nodes_values if nodes_values is not None else nodes_values_as_tensor,
-        nodes_truenodeids, nodes_falsenodeids, nodes_missing_value_tracks_true,
-        target_treeids, target_nodeids, target_ids,
-        target_weights if target_weights is not None else target_weights_as_tensor, targets)
-    scores = _aggregate(ctx, forest, _walk(ctx, x, forest), _AGGREGATES[aggregate_function],
-                        x.dtype)
-    base = base_values if base_values is not None else base_values_as_tensor
-    if base is not None:
-        scores = scores + xp.asarray(np.asarray(base, np.float64), dtype=scores.dtype)
-    return xp.astype(_post_transform(ctx, scores, post_transform), xp.float32)
+    nodes = (nodes_treeids, nodes_nodeids, nodes_modes, nodes_featureids,
+             _either(nodes_values, nodes_values_as_tensor), nodes_truenodeids,
+             nodes_falsenodeids, nodes_missing_value_tracks_true)
+    leaves = (target_treeids, target_nodeids, target_ids,
+              _either(target_weights, target_weights_as_tensor))
+    scores = _classic_scores(ctx, x, _AGGREGATES[aggregate_function],
+                             _either(base_values, base_values_as_tensor),
+                             n_targets or max(target_ids) + 1, nodes, leaves)
+    return ctx.xp.astype(_post_transform(ctx, scores, post_transform), ctx.xp.float32)
 
 
 @op("TreeEnsembleClassifier", 1, 3, domain=ML)
@@ -376,20 +412,15 @@ def tree_ensemble_classifier(ctx: Any, x: Any, *, base_values: list[float] | Non
     binary form skl2onnx and onnxmltools write), the other class scores 1 - s (or -s before
     a LOGISTIC or SOFTMAX)."""
     xp = ctx.xp
-    x = _float_input(ctx, x)
+    nodes = (nodes_treeids, nodes_nodeids, nodes_modes, nodes_featureids,
+             _either(nodes_values, nodes_values_as_tensor), nodes_truenodeids,
+             nodes_falsenodeids, nodes_missing_value_tracks_true)
     labels = classlabels_int64s if classlabels_int64s is not None else classlabels_strings
     n_classes = len(labels or [])
-    forest = _classic_forest(
-        nodes_treeids, nodes_nodeids, nodes_modes, nodes_featureids,
-        nodes_values if nodes_values is not None else nodes_values_as_tensor,
-        nodes_truenodeids, nodes_falsenodeids, nodes_missing_value_tracks_true,
-        class_treeids, class_nodeids, class_ids,
-        class_weights if class_weights is not None else class_weights_as_tensor,
-        max(n_classes, max(class_ids) + 1))
-    scores = _aggregate(ctx, forest, _walk(ctx, x, forest), _SUM, x.dtype)
-    base = base_values if base_values is not None else base_values_as_tensor
-    if base is not None:
-        scores = scores + xp.asarray(np.asarray(base, np.float64), dtype=scores.dtype)
+    leaves = (class_treeids, class_nodeids, class_ids,
+              _either(class_weights, class_weights_as_tensor))
+    scores = _classic_scores(ctx, x, _SUM, _either(base_values, base_values_as_tensor),
+                             max(n_classes, max(class_ids) + 1), nodes, leaves)
     if len(set(class_ids)) == 1 and n_classes == 2:
         positive = scores[:, max(class_ids):max(class_ids) + 1]
         negative = 1 - positive if post_transform in ("NONE", "PROBIT") else -positive
