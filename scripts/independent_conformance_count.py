@@ -31,6 +31,21 @@ import onnx.backend.test
 from onnx.backend.base import Backend, BackendRep
 
 
+def cpu_backend(rep: Any) -> Any:
+    """An onnx.backend Backend on the CPU whose prepared models are ``rep(model)``."""
+
+    class CpuBackend(Backend):
+        @classmethod
+        def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> Any:
+            return rep(model)
+
+        @classmethod
+        def supports_device(cls, device: str) -> bool:
+            return device == "CPU"
+
+    return CpuBackend
+
+
 def reference_backend() -> Any:
     from onnx.reference import ReferenceEvaluator
 
@@ -42,16 +57,7 @@ def reference_backend() -> Any:
             feeds = dict(zip(self.evaluator.input_names, inputs, strict=False))
             return self.evaluator.run(None, feeds)
 
-    class Reference(Backend):
-        @classmethod
-        def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> Rep:
-            return Rep(model)
-
-        @classmethod
-        def supports_device(cls, device: str) -> bool:
-            return device == "CPU"
-
-    return Reference
+    return cpu_backend(Rep)
 
 
 def openvino_backend() -> Any:
@@ -102,16 +108,7 @@ def openvino_backend() -> Any:
                        for n in port.get_names()}
             return [by_name.get(n) for n in self.outputs]
 
-    class OpenVino(Backend):
-        @classmethod
-        def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> Rep:
-            return Rep(model)
-
-        @classmethod
-        def supports_device(cls, device: str) -> bool:
-            return device == "CPU"
-
-    return OpenVino
+    return cpu_backend(Rep)
 
 
 def ort_values_backend() -> Any:
@@ -162,16 +159,7 @@ def ort_values_backend() -> Any:
             return any(o.type.startswith("tensor(") and o.type[7:-1] in LACKING
                        for o in self.session.get_outputs())
 
-    class OrtValues(Backend):
-        @classmethod
-        def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> Rep:
-            return Rep(model)
-
-        @classmethod
-        def supports_device(cls, device: str) -> bool:
-            return device == "CPU"
-
-    return OrtValues
+    return cpu_backend(Rep)
 
 
 def main(name: str) -> None:
