@@ -29,15 +29,25 @@ def _against_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray], b
                                    err_msg=name)
 
 
-@pytest.fixture(scope="module")
-def optimized_bert(zoo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _transformers_optimized(source: Path, target: Path, model_type: str, num_heads: int,
+                            hidden_size: int) -> Path:
+    """``source`` through onnxruntime's transformers optimizer (level 1), saved to ``target``."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    optimized = optimize_model(str(zoo["bert"]), model_type="bert", num_heads=0,
-                               hidden_size=0, opt_level=1)
-    path = tmp_path_factory.mktemp("optimized") / "bert.onnx"
-    optimized.save_model_to_file(str(path))
-    return path
+    optimized = optimize_model(str(source), model_type=model_type, num_heads=num_heads,
+                               hidden_size=hidden_size, opt_level=1)
+    optimized.save_model_to_file(str(target))
+    return target
+
+
+def _fused(model: onnx.ModelProto) -> set[str]:
+    return {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+
+
+@pytest.fixture(scope="module")
+def optimized_bert(zoo: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _transformers_optimized(zoo["bert"], tmp_path_factory.mktemp("optimized") / "bert.onnx",
+                                   "bert", num_heads=0, hidden_size=0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -45,7 +55,7 @@ def test_bert_from_the_transformers_optimizer(optimized_bert: Path, backend: str
     from models.zoo import feeds_for
 
     model = onnx.load(optimized_bert)
-    fused = {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+    fused = _fused(model)
     assert {"SkipLayerNormalization", "BiasGelu"} <= fused, fused  # what this test is about
     _against_onnxruntime(model, feeds_for(optimized_bert, 2, seed=0), backend, 1e-4)
 
@@ -351,7 +361,6 @@ def attention_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the transformers optimizer with its head count, the path that fuses whole layers:
     EmbedLayerNormalization, Attention, SkipLayerNormalization, BiasGelu."""
     import torch
-    from onnxruntime.transformers.optimizer import optimize_model
     from transformers import BertConfig, BertModel
 
     config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
@@ -376,17 +385,15 @@ def attention_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       folder / "bert.onnx", input_names=names, dynamo=False, opset_version=14,
                       output_names=["last_hidden_state", "pooler_output"],
                       dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names})
-    optimized = optimize_model(str(folder / "bert.onnx"), model_type="bert", num_heads=4,
-                               hidden_size=32, opt_level=1)
-    optimized.save_model_to_file(str(folder / "optimized.onnx"))
-    return folder / "optimized.onnx"
+    return _transformers_optimized(folder / "bert.onnx", folder / "optimized.onnx", "bert",
+                                   num_heads=4, hidden_size=32)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bert_with_fused_attention(attention_bert: Path, backend: str) -> None:
     model = onnx.load(attention_bert)
-    fused = {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+    fused = _fused(model)
     assert {"Attention", "EmbedLayerNormalization"} <= fused, fused
     rng = np.random.default_rng(5)
     mask = np.ones((3, 7), np.int64)
@@ -415,7 +422,7 @@ def quantized_attention_bert(attention_bert: Path) -> Path:
 def test_bert_with_quantized_fused_attention(quantized_attention_bert: Path,
                                              backend: str) -> None:
     model = onnx.load(quantized_attention_bert)
-    fused = {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+    fused = _fused(model)
     assert {"QAttention", "QEmbedLayerNormalization"} <= fused, fused
     rng = np.random.default_rng(6)
     mask = np.ones((2, 9), np.int64)
@@ -534,7 +541,6 @@ def optimized_gpt2(zoo: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     IndexError on the bias-less Gemms that torch's exporter writes; an explicit zero bias, the
     workaround a user would apply, lets it run."""
     from onnx import numpy_helper
-    from onnxruntime.transformers.optimizer import optimize_model
 
     model = onnx.load(zoo["gpt2"])
     weights = {t.name: t for t in model.graph.initializer}
@@ -547,10 +553,8 @@ def optimized_gpt2(zoo: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
             node.input.append(zero.name)
     folder = tmp_path_factory.mktemp("gpt2")
     onnx.save(model, folder / "gpt2.onnx")
-    optimized = optimize_model(str(folder / "gpt2.onnx"), model_type="gpt2", num_heads=4,
-                               hidden_size=32, opt_level=1)
-    optimized.save_model_to_file(str(folder / "optimized.onnx"))
-    return folder / "optimized.onnx"
+    return _transformers_optimized(folder / "gpt2.onnx", folder / "optimized.onnx", "gpt2",
+                                   num_heads=4, hidden_size=32)
 
 
 @pytest.mark.slow
@@ -559,6 +563,6 @@ def test_gpt2_from_the_transformers_optimizer(optimized_gpt2: Path, backend: str
     from models.zoo import feeds_for
 
     model = onnx.load(optimized_gpt2)
-    fused = {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+    fused = _fused(model)
     assert {"SkipLayerNormalization", "FastGelu"} <= fused, fused
     _against_onnxruntime(model, feeds_for(optimized_gpt2, 2, seed=8), backend, 1e-4)
