@@ -234,7 +234,7 @@ def _attend(ctx: Any, q: Any, k: Any, v: Any, key_mask: Any, attention_bias: Any
     ``key_mask`` is each row's length, a 2-D one 0/1 per key; masked or future keys get
     ``fill`` (onnxruntime's -10000 by default) added, so a fully masked row stays finite."""
     xp = ctx.xp
-    batch, heads, length, size = shape_of(q)
+    batch, _, length, size = shape_of(q)
     keys = shape_of(k)[2]
     scores = xp.matmul(q, xp.permute_dims(k, (0, 1, 3, 2))) * (scale or 1 / math.sqrt(size))
     fill = -10000.0 if fill is None else fill
@@ -252,6 +252,14 @@ def _attend(ctx: Any, q: Any, k: Any, v: Any, key_mask: Any, attention_bias: Any
         scores = xp.where(xp.asarray(allowed), scores, penalty)
     if attention_bias is not None:
         scores = scores + attention_bias
+    return attended(ctx, scores, v)
+
+
+def attended(ctx: Any, scores: Any, v: Any) -> Any:
+    """The values weighted by the softmax of ``scores`` [B, H, S, T], heads merged back:
+    [B, S, H * d_v]. The end of every attention operator."""
+    xp = ctx.xp
+    batch, heads, length, _ = shape_of(scores)
     out = xp.matmul(softmax_along(ctx, scores, 3), v)
     return xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)),
                       (batch, length, heads * shape_of(v)[3]))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from modelport.ops.contrib import attended
 from modelport.ops.nn import layer_normalization
 from modelport.ops.registry import op
 from modelport.ops.shape import shape_of
@@ -188,11 +189,7 @@ def group_query_attention(ctx: Any, query: Any, key: Any = None, value: Any = No
         scores = scores + attention_bias
     scores = xp.where(xp.asarray(seen[:, None]), scores,
                       xp.asarray(-np.inf, dtype=scores.dtype))
-    peak = xp.max(scores, axis=-1, keepdims=True)
-    weights = xp.exp(scores - peak)
-    weights = weights / xp.sum(weights, axis=-1, keepdims=True)
-    out = xp.matmul(weights, v_heads)  # B, H, S, d
-    out = xp.reshape(xp.permute_dims(out, (0, 2, 1, 3)), (batch, length, num_heads * head_size))
+    out = attended(ctx, scores, v_heads)
     return (out, k, v)[:ctx.n_outputs]
 
 
