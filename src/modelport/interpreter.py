@@ -100,7 +100,7 @@ def is_host(value: Any) -> bool:
         return True
     if isinstance(value, list):
         return all(is_host(v) for v in value)
-    return value is None
+    return value is None or isinstance(value, dict)  # ZipMap's maps live on the host
 
 
 def _to_native(fw: Framework, value: Any) -> Any:

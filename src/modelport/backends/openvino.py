@@ -17,7 +17,7 @@ import openvino as ov
 
 from modelport.backends import packed
 from modelport.backends.base import Backend, Session, onnx_backend_api, option
-from modelport.errors import BackendError, one_line
+from modelport.errors import BackendError, UnsupportedOperatorError, one_line
 
 # The types numpy lacks that OpenVINO has (it has no int2 and no fnuz float8), by ONNX type.
 _OV_TYPES: dict[int, ov.Type] = {
@@ -42,7 +42,12 @@ class OpenVinoSession(Session):
             self._compiled = backend.core.compile_model(
                 ov_model, device.upper(), {**_DEFAULT_CONFIG, **(config or {})})
         except Exception as exc:
-            raise BackendError(f"openvino could not load the model: {_message(exc)}") from exc
+            message = _message(exc)
+            # Operators its ONNX front end has no rule for (ai.onnx.ml, most contrib ones):
+            # the model cannot run here, which is not the same as a broken model.
+            error = UnsupportedOperatorError if "No conversion rule found" in message \
+                else BackendError
+            raise error(f"openvino could not load the model: {message}") from exc
         self._request = self._compiled.create_infer_request()
         self._names = [o.name for o in self.outputs]
         # OpenVINO may reorder outputs; map each graph output by name.

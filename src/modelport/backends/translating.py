@@ -142,11 +142,11 @@ class TranslatingSession(Session):
 
 
 def _convert(value: Any, fn: Callable[[Any], Any]) -> Any:
-    """``fn`` on a value, on each value of a sequence, and not on an absent optional."""
+    """``fn`` on a value, on each value of a sequence, and not on an absent optional or a map."""
     if isinstance(value, list):
         return [_convert(v, fn) for v in value]
-    if value is None:
-        return None
+    if value is None or isinstance(value, dict):  # absent, or one of ZipMap's host maps
+        return value
     return fn(value)
 
 

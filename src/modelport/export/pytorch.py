@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
-import sys
 import tempfile
 import time
 import warnings
@@ -18,9 +16,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelport.errors import ExportError, InputError, ModelportError, one_line
-from modelport.export.base import ExportAttempt, ExportResult, Verification
-from modelport.io import usual_mode
+from modelport.errors import ExportError, InputError
+from modelport.export.base import (
+    Case,
+    ExportAttempt,
+    ExportResult,
+    Verification,
+    failure_summary,
+    load_spec,
+    move_into_place,
+    quiet,
+    verify_file,
+)
 
 EXPORTERS = ("dynamo", "torchscript")
 
@@ -40,8 +47,9 @@ def export_torch(model: torch.nn.Module, args: Any, path: str | os.PathLike[str]
         with torch.no_grad():
             expected = _flatten(model(*args))
     except Exception as exc:  # the example does not fit the module: the caller's to fix
-        raise InputError(f"the module fails on the example inputs "
-                         f"({', '.join(_describe(a) for a in args)}): {_summary(exc)}") from exc
+        shown = ", ".join(_describe(a) for a in args)
+        raise InputError(f"the module fails on the example inputs ({shown}): "
+                         f"{failure_summary(exc)}") from exc
     input_names = list(input_names or _default_names("input", len(args)))
     output_names = list(output_names or _default_names("output", len(expected)))
     if dynamic_axes is None and dynamic_batch:
@@ -61,7 +69,7 @@ def export_torch(model: torch.nn.Module, args: Any, path: str | os.PathLike[str]
                                      dynamic_axes, opset)
             except Exception as exc:  # exporters raise anything; each failure is reported
                 attempts.append(ExportAttempt(name, False, time.perf_counter() - start,
-                                              _summary(exc)))
+                                              failure_summary(exc)))
                 continue
             attempts.append(ExportAttempt(name, True, time.perf_counter() - start))
             result = ExportResult(str(target), name, attempts, external_data=files[1:])
@@ -71,7 +79,7 @@ def export_torch(model: torch.nn.Module, args: Any, path: str | os.PathLike[str]
                                               rtol)
             result.written = result.passed
             if result.written:
-                _move_into_place(scratch, files, target)
+                move_into_place(scratch, files, target)
             return result
     raise ExportError("every exporter failed: " + "; ".join(
         f"{a.exporter}: {a.error}" for a in attempts))
@@ -81,14 +89,6 @@ def _describe(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
     return type(value).__name__
-
-
-def _move_into_place(scratch: Path, files: list[str], target: Path) -> None:
-    """The data files first, so the model never points at missing data."""
-    os.chmod(scratch, usual_mode(target, 0o666))
-    for name in files[1:]:
-        os.replace(scratch.parent / name, target.parent / name)
-    os.replace(scratch, target)
 
 
 def _export_once(exporter: str, model: torch.nn.Module, args: tuple[Any, ...], scratch: Path,
@@ -117,17 +117,13 @@ def _export_once(exporter: str, model: torch.nn.Module, args: tuple[Any, ...], s
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Exporters print progress to stdout, which carries modelport's results: send it to stderr.
-
-    Their deprecation chatter is silenced; the exporter chosen is reported instead.
-    """
+    """``quiet``, and torch's registration log, which says "torchvision is not installed" on
+    every export."""
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registration.level
-    registration.setLevel(logging.ERROR)  # "torchvision is not installed" for every export
+    registration.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
+        with quiet(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*dynamic_axes.*")
             yield
     finally:
@@ -137,10 +133,6 @@ def _quiet() -> Iterator[None]:
 def _verify(model: torch.nn.Module, args: tuple[Any, ...], path: Path, expected: list[np.ndarray],
             dynamic_axes: Mapping[str, Mapping[int, str]] | None, input_names: list[str],
             backend: str, second_batch: int | None, atol: float, rtol: float) -> Verification:
-    from modelport.backends import get_backend
-
-    session = get_backend(backend).prepare(path)
-    verification = Verification(backend, atol, rtol)
     cases = [(args, expected)]
     batch = _batch(args)
     batched = dynamic_axes and all(0 in dynamic_axes.get(n, {}) for n in input_names)
@@ -148,14 +140,9 @@ def _verify(model: torch.nn.Module, args: tuple[Any, ...], path: Path, expected:
         other = _resize_batch(args, second_batch or 2 * batch + 1)
         with torch.no_grad():
             cases.append((other, _flatten(model(*other))))
-    for case_args, case_expected in cases:
-        feeds = dict(zip(input_names, _flatten(case_args), strict=True))
-        try:
-            actual = session.run(feeds)
-        except ModelportError as exc:
-            raise ExportError(f"the exported model does not run in {backend}: {exc}") from exc
-        verification.add_case(_batch(case_args), feeds, actual, case_expected)
-    return verification
+    return verify_file(path, backend, [
+        Case(dict(zip(input_names, _flatten(case_args), strict=True)), case_expected,
+             _batch(case_args)) for case_args, case_expected in cases], atol, rtol)
 
 
 def _as_tuple(args: Any) -> tuple[Any, ...]:
@@ -194,49 +181,12 @@ def _resize_batch(args: tuple[Any, ...], batch: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _summary(exc: BaseException, limit: int = 300) -> str:
-    """One line: the error, and its root cause where torch wrapped one."""
-    def line(e: BaseException) -> str:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", one_line(e))  # exporters colour their messages
-        return f"{type(e).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
-
-    root = exc
-    while root.__cause__ is not None:
-        root = root.__cause__
-    return line(exc) if root is exc else f"{line(exc)} (caused by {line(root)})"
-
-
 def load_module(spec: str) -> torch.nn.Module:
     """Build a module from ``file.py:factory`` or ``package.module:factory``.
 
     The factory is called without arguments and must return an ``nn.Module``.
     """
-    import importlib
-    import importlib.util
-
-    where, sep, attr = spec.rpartition(":")
-    if not sep or not where or not attr:
-        raise ExportError(f"{spec!r}: expected FILE.py:FACTORY or MODULE:FACTORY")
-    if where.endswith(".py"):
-        file = Path(where)
-        if not file.is_file():
-            raise ExportError(f"{file}: no such file")
-        module_spec = importlib.util.spec_from_file_location(file.stem, file)
-        assert module_spec is not None and module_spec.loader is not None
-        module = importlib.util.module_from_spec(module_spec)
-        sys.path.insert(0, str(file.parent.resolve()))
-        try:
-            module_spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(file.parent.resolve()))
-    else:
-        module = importlib.import_module(where)
-    factory = getattr(module, attr, None)
-    if factory is None:
-        raise ExportError(f"{where} has no attribute {attr!r}")
-    built = factory() if callable(factory) and not isinstance(factory, torch.nn.Module) \
-        else factory
+    built = load_spec(spec)
     if not isinstance(built, torch.nn.Module):
         raise ExportError(f"{spec} gave {type(built).__name__}, not a torch.nn.Module")
     return built
-

@@ -552,6 +552,18 @@ def category_mapper(ctx: Any, x: Any, *, cats_int64s: list[int] | None = None,
     return _lookup(ctx, x, integers, strings, default_string)
 
 
+@op("ZipMap", 1, domain=ML)
+def zip_map(ctx: Any, x: Any, *, classlabels_int64s: list[int] | None = None,
+            classlabels_strings: list[str] | None = None) -> list[dict[Any, float]]:
+    """Each row of scores as a map from class label to score: a sequence of maps, the Python
+    list of dicts that onnxruntime returns. Maps are host values, so the scores are read."""
+    labels: list[Any] = list(classlabels_int64s if classlabels_int64s is not None
+                             else classlabels_strings or [])
+    scores = eager_host_value(ctx, x, "ZipMap makes Python maps of the scores").astype(
+        np.float32).reshape(-1, len(labels))
+    return [dict(zip(labels, map(float, row), strict=True)) for row in scores]
+
+
 @op("FeatureVectorizer", 1, domain=ML)
 def feature_vectorizer(ctx: Any, *inputs: Any, inputdimensions: list[int] | None = None) -> Any:
     """The inputs side by side as float32 rows, each cut or zero-padded to its dimension."""
