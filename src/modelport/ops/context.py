@@ -73,6 +73,11 @@ class Kernels(Protocol):
 
     def bit_cast(self, x: Any, dtype: Any) -> Any: ...
 
+    def gather_in_range(self, x: Any, indices: Any, axis: int) -> Any:
+        """``take_along_axis`` for int64 ``indices`` known to be in range and not negative:
+        no wrapping or clamping (they cost more than the gather in a tree walk)."""
+        ...
+
 
 class Framework:
     """What the interpreter and the operators need of a target.

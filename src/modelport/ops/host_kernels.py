@@ -193,3 +193,6 @@ def bit_cast(x: np.ndarray, dtype: Any) -> np.ndarray:
         return x.view(dtype)
     raise NotImplementedError(f"BitCast between sizes {x.dtype.itemsize} and {dtype.itemsize}")
 
+
+def gather_in_range(x: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray:
+    return np.take_along_axis(x, indices, axis=axis)

@@ -179,3 +179,8 @@ def bit_cast(x: jax.Array, dtype: Any) -> jax.Array:
     if x.dtype == jnp.bool_:  # lax refuses booleans: they are bytes of 0 or 1
         x = x.astype(jnp.uint8)
     return lax.bitcast_convert_type(x, dtype)
+
+
+def gather_in_range(x: jax.Array, indices: jax.Array, axis: int) -> jax.Array:
+    return jnp.take_along_axis(x, indices, axis=axis, mode="promise_in_bounds",
+                               wrap_negative_indices=False)

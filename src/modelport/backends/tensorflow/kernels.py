@@ -234,3 +234,8 @@ def unique(x: tf.Tensor, axis: int | None, sort: bool) -> Any:
 
 def bit_cast(x: tf.Tensor, dtype: Any) -> tf.Tensor:
     return tf.bitcast(tf.cast(x, tf.uint8) if x.dtype == tf.bool else x, dtype)
+
+
+def gather_in_range(x: tf.Tensor, indices: tf.Tensor, axis: int) -> tf.Tensor:
+    # take_along_axis without broadcasting: the leading axes are batch axes of one gather
+    return tf.gather(x, indices, axis=axis, batch_dims=axis)

@@ -197,3 +197,7 @@ def unique(x: torch.Tensor, axis: int | None, sort: bool) -> tuple[torch.Tensor,
 
 def bit_cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return x.view(dtype)
+
+
+def gather_in_range(x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
+    return torch.gather(x, axis, indices)
