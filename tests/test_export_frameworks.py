@@ -450,3 +450,18 @@ def test_cli_export_tensorflow_saved_model_folder(cli: Any, tmp_path: Path) -> N
     assert [s.name for s in info.outputs] == ["doubled"]
     code, _, err = cli("export", "tensorflow", tmp_path / "saved", "-o", tmp_path / "t.onnx")
     assert code == 1 and "give its example inputs with --shape" in err
+
+
+@pytest.mark.parametrize("name", ["random_forest", "lightgbm"])
+def test_torch_native_of_a_tree_model_is_a_module(name: str, exported: Any) -> None:
+    """Trees are tensor programs in the module, whose tables are made on its input's device
+    (this machine has only the CPU to show it on); it agrees with the source."""
+    torch = pytest.importorskip("torch")
+    source = exported(name)
+    module = modelport.get_backend("torch").prepare(source.path).native()
+    assert isinstance(module, torch.nn.Module)
+    with torch.no_grad():
+        label, probabilities = module(torch.from_numpy(source.feeds["input"]))
+    np.testing.assert_array_equal(label.numpy(), source.expected["label"])
+    np.testing.assert_allclose(probabilities.numpy(), source.expected["probabilities"],
+                               atol=1e-5)

@@ -74,8 +74,8 @@ class Kernels(Protocol):
     def bit_cast(self, x: Any, dtype: Any) -> Any: ...
 
     def gather_in_range(self, x: Any, indices: Any, axis: int) -> Any:
-        """``take_along_axis`` for int64 ``indices`` known to be in range and not negative:
-        no wrapping or clamping (they cost more than the gather in a tree walk)."""
+        """``take_along_axis`` for int32 or int64 ``indices`` known to be in range and not
+        negative: no wrapping or clamping (they cost more than the gather in a tree walk)."""
         ...
 
 
@@ -91,6 +91,10 @@ class Framework:
     xp: ModuleType
     k: Kernels  # each framework's kernel module, checked against the protocol
     overrides: ClassVar[Mapping[str, Callable[..., Any]]] = {}
+    # The integer type of positions a tree walk looks its tables up with (it is bound by their
+    # memory traffic): int32 halves it where the gathers take int32 as it is; numpy's take
+    # converts them to int64 first, which made its walks 10-50% slower (docs/benchmarks.md)
+    positions: ClassVar[str] = "int32"
 
     def is_native(self, value: Any) -> bool:
         """True for the framework's own tensors (never for numpy arrays)."""

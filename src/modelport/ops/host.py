@@ -61,6 +61,7 @@ host_xp.einsum = _in_float32(array_api_compat.numpy.einsum)  # type: ignore[attr
 
 
 class NumpyFramework(Framework):
+    positions = "int64"
     name = "numpy"
     xp = host_xp
     k = host_kernels

@@ -209,8 +209,7 @@ class _Forest:
             level = np.stack([self.true_next[level], self.false_next[level]], axis=-1).reshape(
                 len(trees), -1)
         tracked = any(m.any() for m in missing)
-        return _PerfectTrees(features, splits, missing if tracked else None,
-                             level.reshape(-1))
+        return _PerfectTrees(features, splits, missing if tracked else None, level.reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -298,30 +297,46 @@ def _walk(ctx: Any, x: Any, forest: _Forest) -> Any:
     parts = [_walk_perfect(ctx, x, forest.perfect(trees, depth), forest.comparison)
              if depth <= _PERFECT_DEPTH and forest.comparison is not None
              else _walk_nodes(ctx, x, forest, trees, depth) for trees, depth in forest.groups]
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+    # the groups' positions may be int32 or int64 (each its own): concat takes one type
+    return parts[0] if len(parts) == 1 else xp.concat([xp.astype(p, xp.int64) for p in parts],
+                                                      axis=1)
 
 
 def _walk_perfect(ctx: Any, x: Any, trees: _PerfectTrees, comparison: int) -> Any:
     """Level by level; tree ``t``'s node ``j`` of a level is at ``t * 2**level + j``, so that
     ``2 * at + went_false`` is already the place of the child on the next level."""
     xp = ctx.xp
+    flat_x, row_start, index = _flat_rows(ctx, x, trees.leaves.size)
     count = trees.features[0].size
-    at = xp.broadcast_to(xp.asarray(np.arange(count, dtype=np.int64))[None, :],
+    at = xp.broadcast_to(xp.asarray(np.arange(count)[None, :], dtype=index),
                          (shape_of(x)[0], count))
     compare = _COMPARISONS[comparison]
     for level, feature in enumerate(trees.features):
-        value = ctx.k.gather_in_range(x, _lookup_in(ctx, xp.asarray(feature), at), 1)
+        value = _lookup_in(ctx, flat_x, row_start + _lookup_in(
+            ctx, xp.asarray(feature, dtype=index), at))
         goes_true = compare(value, _lookup_in(ctx, xp.asarray(trees.splits[level],
                                                               dtype=x.dtype), at))
         if trees.missing is not None:
-            goes_true = goes_true | (xp.isnan(value)
-                                     & _lookup_in(ctx, xp.asarray(trees.missing[level]), at))
-        at = 2 * at + xp.astype(~goes_true, xp.int64)
+            goes_true = goes_true | (xp.isnan(value) & _lookup_in(
+                ctx, xp.asarray(trees.missing[level]), at))
+        at = 2 * at + xp.astype(~goes_true, index)
     return _lookup_in(ctx, xp.asarray(trees.leaves), at)
 
 
+def _flat_rows(ctx: Any, x: Any, positions: int) -> tuple[Any, Any, Any]:
+    """``x`` flat, each row's start in it, and the position type: the framework's
+    (``Framework.positions``) where positions and ``x``'s elements fit int32. Every lookup of
+    a walk is then into a 1-D table, ``x`` at ``row_start + feature``."""
+    xp = ctx.xp
+    rows, width = shape_of(x)
+    fits = max(rows * width, 2 * positions) < 2**31
+    index = getattr(xp, ctx.fw.positions) if fits else xp.int64
+    row_start = xp.asarray(np.arange(rows, dtype=np.int64)[:, None] * width, dtype=index)
+    return xp.reshape(x, (-1,)), row_start, index
+
+
 def _lookup_in(ctx: Any, table: Any, index: Any) -> Any:
-    """``table[index]`` for a 1-D table and int64 indices in its range."""
+    """``table[index]`` for a 1-D table and int32 or int64 indices in its range."""
     xp = ctx.xp
     return xp.reshape(ctx.k.gather_in_range(table, xp.reshape(index, (-1,)), 0),
                       shape_of(index))
@@ -338,10 +353,12 @@ def _walk_nodes(ctx: Any, x: Any, forest: _Forest, trees: np.ndarray, depth: int
     mode = xp.asarray(forest.mode) if single is None else None
     members = xp.asarray(forest.members, dtype=dtype) if _MEMBER in modes else None
     missing = xp.asarray(forest.missing_true) if forest.missing_true.any() else None
-    index = xp.broadcast_to(xp.asarray(forest.starts[trees])[None, :],
+    flat_x, row_start, position = _flat_rows(ctx, x, len(forest.true_next))
+    feature, children = xp.astype(feature, position), xp.astype(children, position)
+    index = xp.broadcast_to(xp.asarray(forest.starts[trees][None, :], dtype=position),
                             (shape_of(x)[0], trees.size))
     for _ in range(depth):
-        value = ctx.k.gather_in_range(x, _lookup_in(ctx, feature, index), 1)
+        value = _lookup_in(ctx, flat_x, row_start + _lookup_in(ctx, feature, index))
         threshold = _lookup_in(ctx, split, index)
         if single is not None:
             goes_true = _COMPARISONS[single](value, threshold)
@@ -354,7 +371,7 @@ def _walk_nodes(ctx: Any, x: Any, forest: _Forest, trees: np.ndarray, depth: int
                                      goes_true)
         if missing is not None:
             goes_true = goes_true | (xp.isnan(value) & _lookup_in(ctx, missing, index))
-        index = _lookup_in(ctx, children, 2 * index + xp.astype(~goes_true, xp.int64))
+        index = _lookup_in(ctx, children, 2 * index + xp.astype(~goes_true, position))
     return index
 
 

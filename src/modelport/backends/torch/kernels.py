@@ -200,4 +200,6 @@ def bit_cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def gather_in_range(x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
-    return torch.gather(x, axis, indices)
+    if x.ndim == 1:  # index_select takes int32 positions too; gather only int64
+        return torch.index_select(x, 0, indices)
+    return torch.gather(x, axis, indices.long())
