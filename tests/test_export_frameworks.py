@@ -465,3 +465,25 @@ def test_torch_native_of_a_tree_model_is_a_module(name: str, exported: Any) -> N
     np.testing.assert_array_equal(label.numpy(), source.expected["label"])
     np.testing.assert_allclose(probabilities.numpy(), source.expected["probabilities"],
                                atol=1e-5)
+
+
+def test_lightgbm_routes_missing_values_as_it_learned_them(tmp_path: Path) -> None:
+    """LightGBM learns, branch by branch, which way NaN goes (ONNX's
+    nodes_missing_value_tracks_true); every backend must send each NaN that way, and leave
+    infinities alone."""
+    lgb = pytest.importorskip("lightgbm")
+    x, y = _classes(2000, 6, seed=4)
+    rng = np.random.default_rng(5)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    y = np.where(np.isnan(x[:, 1]), 1, y)  # missing is informative: its side matters
+    model = lgb.LGBMClassifier(n_estimators=40, verbose=-1, random_state=0).fit(x, y)
+    path = tmp_path / "missing.onnx"
+    result = modelport.export.lightgbm(model, x[:50], path, report=False)
+    assert result.passed, result.summary()
+    test = x[1500:1500 + ROWS].copy()
+    test[:3, 0] = [np.inf, -np.inf, np.nan]
+    for backend in BACKENDS:
+        out = modelport.get_backend(backend).prepare(path).run({"input": test})
+        np.testing.assert_array_equal(out["label"], model.predict(test), err_msg=backend)
+        np.testing.assert_allclose(out["probabilities"], model.predict_proba(test), atol=1e-5,
+                                   err_msg=backend)

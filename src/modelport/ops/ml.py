@@ -132,6 +132,10 @@ _LEQ, _LT, _GTE, _GT, _EQ, _NEQ, _MEMBER = range(7)
 _SUM, _AVERAGE, _MIN, _MAX = 1, 0, 2, 3
 _COMPARISONS = {_LEQ: operator.le, _LT: operator.lt, _GTE: operator.ge, _GT: operator.gt,
                 _EQ: operator.eq, _NEQ: operator.ne}
+# For an order comparison with finite splits, the values that stand for NaN to send it the
+# false way and the true way
+_NAN_SIDES = {_LEQ: (np.inf, -np.inf), _LT: (np.inf, -np.inf), _GTE: (-np.inf, np.inf),
+              _GT: (-np.inf, np.inf)}
 _MODE_NAMES = {"BRANCH_LEQ": _LEQ, "BRANCH_LT": _LT, "BRANCH_GTE": _GTE, "BRANCH_GT": _GT,
                "BRANCH_EQ": _EQ, "BRANCH_NEQ": _NEQ, "BRANCH_MEMBER": _MEMBER, "LEAF": _LEQ}
 _AGGREGATES = {"SUM": _SUM, "AVERAGE": _AVERAGE, "MIN": _MIN, "MAX": _MAX}
@@ -191,6 +195,18 @@ class _Forest:
         modes = {int(m) for m in self.mode[self.internal]} or {_LEQ}
         mode = modes.pop()
         return None if modes or mode == _MEMBER else mode
+
+    @functools.cached_property
+    def nan_sides(self) -> tuple[float, float] | None:
+        """What NaN must become to go (the false way, the true way) of the forest's one order
+        comparison, when some branch sends NaN down its true side; None when NaN is tested
+        node by node instead (no branch does, the comparison is not an order, or a split is
+        infinite, where the stand-in would compare equal)."""
+        sides = _NAN_SIDES.get(self.comparison) if self.comparison is not None else None
+        if sides is None or not self.missing_true.any() \
+                or not np.isfinite(self.split[self.internal]).all():
+            return None
+        return sides
 
     @functools.cached_property
     def children(self) -> np.ndarray:
@@ -293,46 +309,80 @@ def _gather(ctx: Any, table: Any, index: Any) -> Any:
 def _walk(ctx: Any, x: Any, forest: _Forest) -> Any:
     """The leaf each tree ends at for each row of ``x``: [rows, trees], the trees in the order
     of ``forest.groups`` (aggregation does not depend on it)."""
+    comparison = forest.comparison
+    perfect = [comparison is not None and depth <= _PERFECT_DEPTH for _, depth in forest.groups]
+    rows = _flat_rows(ctx, x, forest, max([2 * len(forest.true_next)] + [
+        trees.size << depth for (trees, depth), p in zip(forest.groups, perfect, strict=True)
+        if p]))
+    parts = [_walk_perfect(ctx, rows, forest.perfect(trees, depth), comparison)
+             if p and comparison is not None else _walk_nodes(ctx, rows, forest, trees, depth)
+             for (trees, depth), p in zip(forest.groups, perfect, strict=True)]
+    return parts[0] if len(parts) == 1 else ctx.xp.concat(parts, axis=1)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """``x`` as a walk reads it: flat, at ``start + feature`` for each row. Where NaN goes
+    each node's own way, ``x`` is there twice, its NaN as the value that goes the false way
+    and then as the one that goes the true way; a node that sends NaN down its true side
+    reads the second copy (its feature plus ``tracked``), so one comparison decides."""
+
+    x: Any
+    start: Any
+    count: int
+    dtype: Any  # of positions
+    tracked: int | None  # None: NaN is tested node by node
+
+
+def _flat_rows(ctx: Any, x: Any, forest: _Forest, positions: int) -> _Rows:
+    """Positions are the framework's type (``Framework.positions``) where they fit int32:
+    a walk is bound by their memory traffic."""
     xp = ctx.xp
-    parts = [_walk_perfect(ctx, x, forest.perfect(trees, depth), forest.comparison)
-             if depth <= _PERFECT_DEPTH and forest.comparison is not None
-             else _walk_nodes(ctx, x, forest, trees, depth) for trees, depth in forest.groups]
-    # the groups' positions may be int32 or int64 (each its own): concat takes one type
-    return parts[0] if len(parts) == 1 else xp.concat([xp.astype(p, xp.int64) for p in parts],
-                                                      axis=1)
+    rows, width = shape_of(x)
+    sides = forest.nan_sides
+    fits = max(rows * width * (2 if sides else 1), positions) < 2**31
+    dtype = getattr(xp, ctx.fw.positions) if fits else xp.int64
+    start = xp.asarray(np.arange(rows, dtype=np.int64)[:, None] * width, dtype=dtype)
+    if sides is None:
+        return _Rows(xp.reshape(x, (-1,)), start, rows, dtype, None)
+    nan = xp.isnan(x)
+    copies = [xp.reshape(xp.where(nan, xp.asarray(side, dtype=x.dtype), x), (-1,))
+              for side in sides]
+    return _Rows(xp.concat(copies), start, rows, dtype, rows * width)
 
 
-def _walk_perfect(ctx: Any, x: Any, trees: _PerfectTrees, comparison: int) -> Any:
+def _features(ctx: Any, rows: _Rows, feature: np.ndarray, missing: np.ndarray | None) -> Any:
+    """A node table of where each node reads its feature in ``rows.x``."""
+    if rows.tracked is not None and missing is not None:
+        feature = feature + missing * rows.tracked
+    return ctx.xp.asarray(feature, dtype=rows.dtype)
+
+
+def _walk_perfect(ctx: Any, rows: _Rows, trees: _PerfectTrees, comparison: int) -> Any:
     """Level by level; tree ``t``'s node ``j`` of a level is at ``t * 2**level + j``, so that
     ``2 * at + went_false`` is already the place of the child on the next level."""
     xp = ctx.xp
-    flat_x, row_start, index = _flat_rows(ctx, x, trees.leaves.size)
     count = trees.features[0].size
-    at = xp.broadcast_to(xp.asarray(np.arange(count)[None, :], dtype=index),
-                         (shape_of(x)[0], count))
+    at = xp.broadcast_to(xp.asarray(np.arange(count)[None, :], dtype=rows.dtype),
+                         (rows.count, count))
     compare = _COMPARISONS[comparison]
     for level, feature in enumerate(trees.features):
-        value = _lookup_in(ctx, flat_x, row_start + _lookup_in(
-            ctx, xp.asarray(feature, dtype=index), at))
+        missing = None if trees.missing is None else trees.missing[level]
+        value = _lookup_in(ctx, rows.x, rows.start + _lookup_in(
+            ctx, _features(ctx, rows, feature, missing), at))
         goes_true = compare(value, _lookup_in(ctx, xp.asarray(trees.splits[level],
-                                                              dtype=x.dtype), at))
-        if trees.missing is not None:
-            goes_true = goes_true | (xp.isnan(value) & _lookup_in(
-                ctx, xp.asarray(trees.missing[level]), at))
-        at = 2 * at + xp.astype(~goes_true, index)
-    return _lookup_in(ctx, xp.asarray(trees.leaves), at)
+                                                              dtype=rows.x.dtype), at))
+        if missing is not None and rows.tracked is None:
+            goes_true = goes_true | (xp.isnan(value)
+                                     & _lookup_in(ctx, xp.asarray(missing), at))
+        at = 2 * at + _went_false(ctx, goes_true, rows.dtype)
+    return _lookup_in(ctx, xp.asarray(trees.leaves, dtype=xp.int64), at)
 
 
-def _flat_rows(ctx: Any, x: Any, positions: int) -> tuple[Any, Any, Any]:
-    """``x`` flat, each row's start in it, and the position type: the framework's
-    (``Framework.positions``) where positions and ``x``'s elements fit int32. Every lookup of
-    a walk is then into a 1-D table, ``x`` at ``row_start + feature``."""
-    xp = ctx.xp
-    rows, width = shape_of(x)
-    fits = max(rows * width, 2 * positions) < 2**31
-    index = getattr(xp, ctx.fw.positions) if fits else xp.int64
-    row_start = xp.asarray(np.arange(rows, dtype=np.int64)[:, None] * width, dtype=index)
-    return xp.reshape(x, (-1,)), row_start, index
+def _went_false(ctx: Any, goes_true: Any, dtype: Any) -> Any:
+    """1 where a branch went its false way, else 0. Not ``astype(~goes_true)``: TensorFlow's
+    graph optimizer rewrites ``not (a <= b)`` as ``a > b``, which sends NaN the other way."""
+    return 1 - ctx.xp.astype(goes_true, dtype)
 
 
 def _lookup_in(ctx: Any, table: Any, index: Any) -> Any:
@@ -342,23 +392,23 @@ def _lookup_in(ctx: Any, table: Any, index: Any) -> Any:
                       shape_of(index))
 
 
-def _walk_nodes(ctx: Any, x: Any, forest: _Forest, trees: np.ndarray, depth: int) -> Any:
+def _walk_nodes(ctx: Any, rows: _Rows, forest: _Forest, trees: np.ndarray, depth: int) -> Any:
     """Node by node through the forest's tables, for deep trees, membership tests and mixed
     comparisons; leaves step to themselves."""
-    xp, dtype = ctx.xp, x.dtype
-    feature, children = xp.asarray(forest.feature), xp.asarray(forest.children)
+    xp, dtype = ctx.xp, rows.x.dtype
     split = xp.asarray(forest.split, dtype=dtype)
     modes = {int(m) for m in forest.mode[forest.internal]}
     single = forest.comparison  # one comparison: no per-node mode to look up
     mode = xp.asarray(forest.mode) if single is None else None
     members = xp.asarray(forest.members, dtype=dtype) if _MEMBER in modes else None
-    missing = xp.asarray(forest.missing_true) if forest.missing_true.any() else None
-    flat_x, row_start, position = _flat_rows(ctx, x, len(forest.true_next))
-    feature, children = xp.astype(feature, position), xp.astype(children, position)
-    index = xp.broadcast_to(xp.asarray(forest.starts[trees][None, :], dtype=position),
-                            (shape_of(x)[0], trees.size))
+    tracked = forest.missing_true if forest.missing_true.any() else None
+    missing = xp.asarray(tracked) if tracked is not None and rows.tracked is None else None
+    feature = _features(ctx, rows, forest.feature, tracked)
+    children = xp.asarray(forest.children, dtype=rows.dtype)
+    index = xp.broadcast_to(xp.asarray(forest.starts[trees][None, :], dtype=rows.dtype),
+                            (rows.count, trees.size))
     for _ in range(depth):
-        value = _lookup_in(ctx, flat_x, row_start + _lookup_in(ctx, feature, index))
+        value = _lookup_in(ctx, rows.x, rows.start + _lookup_in(ctx, feature, index))
         threshold = _lookup_in(ctx, split, index)
         if single is not None:
             goes_true = _COMPARISONS[single](value, threshold)
@@ -371,8 +421,8 @@ def _walk_nodes(ctx: Any, x: Any, forest: _Forest, trees: np.ndarray, depth: int
                                      goes_true)
         if missing is not None:
             goes_true = goes_true | (xp.isnan(value) & _lookup_in(ctx, missing, index))
-        index = _lookup_in(ctx, children, 2 * index + xp.astype(~goes_true, position))
-    return index
+        index = _lookup_in(ctx, children, 2 * index + _went_false(ctx, goes_true, rows.dtype))
+    return xp.astype(index, xp.int64)
 
 
 def _aggregate(ctx: Any, forest: _Forest, index: Any, aggregate: int, dtype: Any) -> Any:
