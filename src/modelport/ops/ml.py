@@ -210,8 +210,10 @@ class _Forest:
 
     @functools.cached_property
     def children(self) -> np.ndarray:
-        """Each node's true child then its false one: ``children[2 * node + went_false]``."""
-        return np.stack([self.true_next, self.false_next], axis=1).reshape(-1)
+        """The node walk's step: at position ``2 * node + goes_true``, the position of the
+        child that way, ``2 * child`` (node tables are read at a node's position with each
+        entry twice, so the walk needs no multiply and no negation a step)."""
+        return 2 * np.stack([self.false_next, self.true_next], axis=1).reshape(-1)
 
     def perfect(self, trees: np.ndarray, depth: int) -> _PerfectTrees:
         """``trees`` as perfect binary trees of ``depth``: a leaf above the last level is
@@ -222,7 +224,7 @@ class _Forest:
             features.append(self.feature[level].reshape(-1))
             splits.append(self.split[level].reshape(-1))
             missing.append(self.missing_true[level].reshape(-1))
-            level = np.stack([self.true_next[level], self.false_next[level]], axis=-1).reshape(
+            level = np.stack([self.false_next[level], self.true_next[level]], axis=-1).reshape(
                 len(trees), -1)
         tracked = any(m.any() for m in missing)
         return _PerfectTrees(features, splits, missing if tracked else None, level.reshape(-1))
@@ -231,8 +233,9 @@ class _Forest:
 @dataclass(frozen=True)
 class _PerfectTrees:
     """Per level, every tree's nodes of that level side by side (tree ``t``'s node ``j`` at
-    ``t * 2**level + j``), so that the walk needs no child table; ``leaves`` are the forest's
-    leaf nodes below the last level, in the same layout."""
+    ``t * 2**level + j``, its false child at ``2 * j`` of the next level and its true one at
+    ``2 * j + 1``), so that the walk needs no child table; ``leaves`` are the forest's leaf
+    nodes below the last level, in the same layout."""
 
     features: list[np.ndarray]
     splits: list[np.ndarray]
@@ -342,7 +345,7 @@ def _flat_rows(ctx: Any, x: Any, forest: _Forest, positions: int) -> _Rows:
     sides = forest.nan_sides
     fits = max(rows * width * (2 if sides else 1), positions) < 2**31
     dtype = getattr(xp, ctx.fw.positions) if fits else xp.int64
-    start = xp.asarray(np.arange(rows, dtype=np.int64)[:, None] * width, dtype=dtype)
+    start = xp.arange(rows, dtype=dtype)[:, None] * width
     if sides is None:
         return _Rows(xp.reshape(x, (-1,)), start, rows, dtype, None)
     nan = xp.isnan(x)
@@ -360,7 +363,7 @@ def _features(ctx: Any, rows: _Rows, feature: np.ndarray, missing: np.ndarray | 
 
 def _walk_perfect(ctx: Any, rows: _Rows, trees: _PerfectTrees, comparison: int) -> Any:
     """Level by level; tree ``t``'s node ``j`` of a level is at ``t * 2**level + j``, so that
-    ``2 * at + went_false`` is already the place of the child on the next level."""
+    ``2 * at + goes_true`` is already the place of the child on the next level."""
     xp = ctx.xp
     count = trees.features[0].size
     at = xp.broadcast_to(xp.asarray(np.arange(count)[None, :], dtype=rows.dtype),
@@ -375,14 +378,13 @@ def _walk_perfect(ctx: Any, rows: _Rows, trees: _PerfectTrees, comparison: int) 
         if missing is not None and rows.tracked is None:
             goes_true = goes_true | (xp.isnan(value)
                                      & _lookup_in(ctx, xp.asarray(missing), at))
-        at = 2 * at + _went_false(ctx, goes_true, rows.dtype)
+        at = 2 * at + xp.astype(goes_true, rows.dtype)
     return _lookup_in(ctx, xp.asarray(trees.leaves, dtype=xp.int64), at)
 
 
-def _went_false(ctx: Any, goes_true: Any, dtype: Any) -> Any:
-    """1 where a branch went its false way, else 0. Not ``astype(~goes_true)``: TensorFlow's
-    graph optimizer rewrites ``not (a <= b)`` as ``a > b``, which sends NaN the other way."""
-    return 1 - ctx.xp.astype(goes_true, dtype)
+def _twice(table: np.ndarray) -> np.ndarray:
+    """Each node's entry at positions ``2 * node`` and ``2 * node + 1``."""
+    return np.repeat(table, 2, axis=0)
 
 
 def _lookup_in(ctx: Any, table: Any, index: Any) -> Any:
@@ -394,19 +396,22 @@ def _lookup_in(ctx: Any, table: Any, index: Any) -> Any:
 
 def _walk_nodes(ctx: Any, rows: _Rows, forest: _Forest, trees: np.ndarray, depth: int) -> Any:
     """Node by node through the forest's tables, for deep trees, membership tests and mixed
-    comparisons; leaves step to themselves."""
+    comparisons; leaves step to themselves. A node is at position ``2 * node`` (see
+    ``_Forest.children``)."""
     xp, dtype = ctx.xp, rows.x.dtype
-    split = xp.asarray(forest.split, dtype=dtype)
+    split = xp.asarray(_twice(forest.split), dtype=dtype)
     modes = {int(m) for m in forest.mode[forest.internal]}
     single = forest.comparison  # one comparison: no per-node mode to look up
-    mode = xp.asarray(forest.mode) if single is None else None
-    members = xp.asarray(forest.members, dtype=dtype) if _MEMBER in modes else None
+    mode = xp.asarray(_twice(forest.mode)) if single is None else None
+    members = xp.asarray(_twice(forest.members), dtype=dtype) if _MEMBER in modes else None
     tracked = forest.missing_true if forest.missing_true.any() else None
-    missing = xp.asarray(tracked) if tracked is not None and rows.tracked is None else None
-    feature = _features(ctx, rows, forest.feature, tracked)
+    missing = xp.asarray(_twice(tracked)) if tracked is not None and rows.tracked is None \
+        else None
+    feature = _features(ctx, rows, _twice(forest.feature),
+                        None if tracked is None else _twice(tracked))
     children = xp.asarray(forest.children, dtype=rows.dtype)
-    index = xp.broadcast_to(xp.asarray(forest.starts[trees][None, :], dtype=rows.dtype),
-                            (rows.count, trees.size))
+    index = xp.broadcast_to(xp.asarray(2 * forest.starts[trees][None, :], dtype=rows.dtype),
+                            (rows.count, trees.size))  # positions: 2 * node
     for _ in range(depth):
         value = _lookup_in(ctx, rows.x, rows.start + _lookup_in(ctx, feature, index))
         threshold = _lookup_in(ctx, split, index)
@@ -421,8 +426,8 @@ def _walk_nodes(ctx: Any, rows: _Rows, forest: _Forest, trees: np.ndarray, depth
                                      goes_true)
         if missing is not None:
             goes_true = goes_true | (xp.isnan(value) & _lookup_in(ctx, missing, index))
-        index = _lookup_in(ctx, children, 2 * index + _went_false(ctx, goes_true, rows.dtype))
-    return xp.astype(index, xp.int64)
+        index = _lookup_in(ctx, children, index + xp.astype(goes_true, rows.dtype))
+    return xp.astype(index // 2, xp.int64)
 
 
 def _aggregate(ctx: Any, forest: _Forest, index: Any, aggregate: int, dtype: Any) -> Any:
