@@ -278,3 +278,26 @@ def test_support_vector_classifier_in_liblinear_form(backend: str) -> None:
     got = modelport.get_backend(backend).prepare(model).run(feeds)
     assert got["label"].tolist() == want["label"].tolist()
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-5)
+
+
+def test_depth_groups_are_the_cut_that_walks_the_fewest_steps() -> None:
+    """Trees are walked in groups, each for its deepest tree: the chosen cut is checked
+    against every cut of the same size or smaller."""
+    import itertools
+
+    from modelport.ops.ml import _cheapest_cuts
+
+    def steps(depths: np.ndarray, cuts: list[int]) -> int:
+        return sum((b - a) * int(depths[b - 1]) for a, b in itertools.pairwise(cuts) if b > a)
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        depths = np.sort(rng.integers(1, 8, int(rng.integers(1, 12))))
+        groups = int(rng.integers(1, 4))
+        cuts = _cheapest_cuts(depths, groups)
+        n = len(depths)
+        fewest = min(steps(depths, [0, *inner, n]) for k in range(groups)
+                     for inner in itertools.combinations(range(1, n), k))
+        assert steps(depths, cuts) == fewest, (depths, groups, cuts)
+        assert cuts[0] == 0 and cuts[-1] == n
+        assert sum(b > a for a, b in itertools.pairwise(cuts)) <= groups

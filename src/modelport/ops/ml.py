@@ -215,6 +215,14 @@ class _Forest:
         entry twice, so the walk needs no multiply and no negation a step)."""
         return 2 * np.stack([self.false_next, self.true_next], axis=1).reshape(-1)
 
+    @functools.cached_property
+    def perfect_groups(self) -> list[_PerfectTrees | None]:
+        """Each group as perfect trees where it is walked so (one comparison, depth up to
+        ``_PERFECT_DEPTH``), else None."""
+        return [self.perfect(trees, depth)
+                if self.comparison is not None and depth <= _PERFECT_DEPTH else None
+                for trees, depth in self.groups]
+
     def perfect(self, trees: np.ndarray, depth: int) -> _PerfectTrees:
         """``trees`` as perfect binary trees of ``depth``: a leaf above the last level is
         repeated over the whole subtree below it, so it is reached whichever way is taken."""
@@ -253,20 +261,24 @@ _PERFECT_DEPTH = 10
 
 def _cheapest_cuts(depths: np.ndarray, groups: int) -> list[int]:
     """Cut sorted ``depths`` into at most ``groups`` runs, minimising the steps walked
-    (each run's length times its last depth); returns the run boundaries."""
+    (each run's length times its last depth); returns the run boundaries. Only where the
+    depth changes can a cut save steps, so the search runs over those places (a few dozen
+    at most), not over the trees."""
     n = len(depths)
     if n == 0:
         return [0, 0]
-    # best[k][i]: the fewest steps for the first i trees in k runs, and where the last starts
-    best = [[(0.0, 0)] + [(np.inf, 0)] * n]
+    places = [0, *(np.flatnonzero(np.diff(depths)) + 1).tolist(), n]
+    # best[k][b]: the fewest steps for the trees before places[b] in k runs, and the place
+    # where the last run starts
+    best = [[(0.0, 0)] + [(np.inf, 0)] * (len(places) - 1)]
     for _ in range(groups):
-        row = [(0.0, 0)] + [min(((best[-1][j][0] + (i - j) * depths[i - 1], j)
-                                 for j in range(i)), key=lambda c: c[0]) for i in range(1, n + 1)]
-        best.append(row)
-    cuts, i, k = [n], n, groups
-    while i > 0:
-        i = best[k][i][1]
-        cuts.append(i)
+        best.append([(0.0, 0)] + [min(
+            ((best[-1][a][0] + (places[b] - places[a]) * float(depths[places[b] - 1]), a)
+             for a in range(b)), key=lambda c: c[0]) for b in range(1, len(places))])
+    cuts, b, k = [n], len(places) - 1, groups
+    while b > 0:
+        b = best[k][b][1]
+        cuts.append(places[b])
         k -= 1
     return cuts[::-1]
 
@@ -313,13 +325,13 @@ def _walk(ctx: Any, x: Any, forest: _Forest) -> Any:
     """The leaf each tree ends at for each row of ``x``: [rows, trees], the trees in the order
     of ``forest.groups`` (aggregation does not depend on it)."""
     comparison = forest.comparison
-    perfect = [comparison is not None and depth <= _PERFECT_DEPTH for _, depth in forest.groups]
     rows = _flat_rows(ctx, x, forest, max([2 * len(forest.true_next)] + [
-        trees.size << depth for (trees, depth), p in zip(forest.groups, perfect, strict=True)
-        if p]))
-    parts = [_walk_perfect(ctx, rows, forest.perfect(trees, depth), comparison)
-             if p and comparison is not None else _walk_nodes(ctx, rows, forest, trees, depth)
-             for (trees, depth), p in zip(forest.groups, perfect, strict=True)]
+        p.leaves.size for p in forest.perfect_groups if p is not None]))
+    parts = [_walk_perfect(ctx, rows, perfect, comparison)
+             if perfect is not None and comparison is not None
+             else _walk_nodes(ctx, rows, forest, trees, depth)
+             for (trees, depth), perfect in zip(forest.groups, forest.perfect_groups,
+                                                strict=True)]
     return parts[0] if len(parts) == 1 else ctx.xp.concat(parts, axis=1)
 
 
