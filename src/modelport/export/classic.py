@@ -34,12 +34,12 @@ def export_estimator(model: Any, x: Any, path: str | os.PathLike[str], *, framew
         raise InputError(f"dtype {dtype!r}: choose float32 or float64")
     if framework != "sklearn" and dtype != "float32":
         raise InputError(f"onnxmltools converts {framework} models for float32 inputs only")
-    x = _floats_as(x, np.dtype(dtype))
+    floats = np.dtype(dtype)
+    x = _floats_as(x, floats)
     rows = len(x)
     if rows == 0:
         raise InputError("the example inputs have no rows")
     kind, outputs = _source(model, framework)
-    floats = np.dtype(dtype)
     cases = [_case(model, kind, outputs, x, floats, atol)]
     if dynamic_batch:
         cases.append(_case(model, kind, outputs, _take(x, resample_rows(

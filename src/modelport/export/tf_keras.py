@@ -3,7 +3,8 @@
 tf2onnx's ``from_keras`` fails on Keras 3 (tensorflow-onnx#2329, #2348: it looks up Keras 2
 internals), so every source (a Keras 3 model, a ``tf.function`` or any callable of tensors, a
 SavedModel folder) is traced into one ``tf.function`` that returns a dict of named outputs,
-and converted with ``from_function``. The dict's keys become the ONNX output names.
+and converted as tf2onnx's ``from_function`` does, with the signature's tensors as the only
+inputs (see ``_from_function``). The dict's keys become the ONNX output names.
 """
 
 from __future__ import annotations
