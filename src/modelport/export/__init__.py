@@ -158,7 +158,7 @@ def jax(function: Any, inputs: Any, path: str | os.PathLike[str], *, params: Any
             ``params``, a Flax Linen module or a function of ``(params, *inputs)``.
         inputs: example inputs: an array or a list of arrays in call order.
         params: the parameters a Linen module's ``apply`` (or the function) takes first.
-        opset: the ONNX opset (default 21).
+        opset: the ONNX opset; jax2onnx's default when not given.
         input_names, output_names, dynamic_batch, verify, verify_backend, second_batch,
         atol, rtol, report: as :func:`torch`.
     """

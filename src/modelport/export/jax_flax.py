@@ -60,9 +60,11 @@ def export_jax(function: Any, inputs: Any, path: str | os.PathLike[str], *, para
 
         # onnx_ir warns of every untyped shape constant jax2onnx writes
         logging.getLogger("onnx_ir.serde").setLevel(logging.ERROR)
-        model = to_onnx(function if params is None else source, specs,
-                        opset=opset or 21, input_names=names, output_names=list(outputs),
-                        enable_double_precision=any(a.dtype == np.float64 for a in arrays))
+        chosen = {} if opset is None else {"opset": opset}  # else jax2onnx's default
+        model = to_onnx(function if params is None else source, specs, input_names=names,
+                        output_names=list(outputs),
+                        enable_double_precision=any(a.dtype == np.float64 for a in arrays),
+                        **chosen)
         assert not isinstance(model, str)
         return model if hasattr(model, "SerializeToString") else _proto(model)
 
