@@ -487,3 +487,22 @@ def test_lightgbm_routes_missing_values_as_it_learned_them(tmp_path: Path) -> No
         np.testing.assert_array_equal(out["label"], model.predict(test), err_msg=backend)
         np.testing.assert_allclose(out["probabilities"], model.predict_proba(test), atol=1e-5,
                                    err_msg=backend)
+
+
+def test_tensorflow_compiles_tree_models_with_xla_unless_told(exported: Any) -> None:
+    """XLA by default for a graph with a tree ensemble, not for others; either way the
+    answers are the source's."""
+    pytest.importorskip("tensorflow")
+    import onnx
+
+    from modelport.backends.tensorflow import _walks_trees
+
+    source = exported("random_forest")
+    assert _walks_trees(onnx.load(source.path))
+    assert not _walks_trees(onnx.load(exported("jax_mlp").path))
+    for jit_compile in (None, False, True):
+        out = modelport.get_backend("tensorflow").prepare(
+            source.path, jit_compile=jit_compile).run(source.feeds)
+        np.testing.assert_array_equal(out["label"], source.expected["label"])
+        np.testing.assert_allclose(out["probabilities"], source.expected["probabilities"],
+                                   atol=1e-5)

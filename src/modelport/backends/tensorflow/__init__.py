@@ -11,8 +11,9 @@ signature; graphs with data-dependent control flow run eagerly (``Session.compil
 which). ``Session.native()`` returns a ``tf.Module`` whose float initializers are
 ``tf.Variable``s, with a ``serve`` function; ``Session.save(dir)`` writes a SavedModel whose
 signature uses the ONNX input and output names and a ``None`` batch dimension.
-Options for ``prepare``: ``function=False`` runs eagerly; ``jit_compile=True`` compiles the
-``tf.function`` with XLA; ``fold=False`` keeps constant subgraphs in the traced program.
+Options for ``prepare``: ``function=False`` runs eagerly; ``jit_compile`` compiles the
+``tf.function`` with XLA (by default for models with tree ensembles only); ``fold=False``
+keeps constant subgraphs in the traced program.
 """
 
 from __future__ import annotations
@@ -156,7 +157,10 @@ class TensorFlowSession(TranslatingSession):
 
     def _compile(self, fn: Callable[..., list[Any]]) -> Callable[..., list[Any]] | None:
         # autograph=False: the interpreter is plain Python with no tensor-dependent branches.
-        return (tf.function(fn, jit_compile=self.options.jit_compile, autograph=False)
+        jit_compile = self.options.jit_compile
+        if jit_compile is None:
+            jit_compile = _walks_trees(self.model)
+        return (tf.function(fn, jit_compile=jit_compile, autograph=False)
                 if self.options.function else None)
 
     def native(self) -> tf.Module:
@@ -184,10 +188,21 @@ class TensorFlowSession(TranslatingSession):
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _walks_trees(model: onnx.ModelProto) -> bool:
+    """Whether the graph has an ai.onnx.ml tree ensemble. XLA fuses a tree walk's gathers
+    and comparisons (a 100-tree forest 78 -> 16 ms, 500 LightGBM trees 471 -> 89 ms at batch
+    10,000), while on convolutional models it helps large batches only (ResNet-50: slower at
+    batch 1), so it is not on for every model."""
+    return any(node.domain == "ai.onnx.ml" and node.op_type.startswith("TreeEnsemble")
+               for node in model.graph.node)
+
+
 @dataclasses.dataclass(frozen=True)
 class TensorFlowOptions(FoldOptions):
     function: bool = option(True, "trace a tf.function per input shape (else eager)")
-    jit_compile: bool = option(False, "compile the tf.function with XLA")
+    jit_compile: bool | None = option(
+        None, "compile the tf.function with XLA; by default only for models with tree "
+              "ensembles, whose walk XLA fuses (3.5-5x faster; docs/benchmarks.md)")
 
 
 class TensorFlowBackend(TranslatingBackend):
