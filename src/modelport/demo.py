@@ -125,7 +125,7 @@ class Recipe:
     """
 
     framework: str
-    package: str  # whose version the report shows
+    packages: tuple[str, ...]  # the distributions that provide it; the first found is shown
     output: str
     fit: Callable[[np.ndarray, np.ndarray, int, int, Say], tuple[Any, list[float]]]
     scores: Callable[[Any, np.ndarray], np.ndarray]
@@ -285,15 +285,15 @@ def _export_estimator(name: str) -> Callable[..., ExportResult]:
 
 
 RECIPES: dict[str, Recipe] = {
-    "torch": Recipe("PyTorch", "torch", "output", _fit_torch, _scores_torch, _export_torch),
-    "keras": Recipe("Keras", "keras", "output", _fit_keras, _scores_keras, _export_keras),
-    "jax": Recipe("JAX", "jax", "output", _fit_jax, lambda m, x: np.asarray(m(x)),
+    "torch": Recipe("PyTorch", ("torch",), "output", _fit_torch, _scores_torch, _export_torch),
+    "keras": Recipe("Keras", ("keras",), "output", _fit_keras, _scores_keras, _export_keras),
+    "jax": Recipe("JAX", ("jax",), "output", _fit_jax, lambda m, x: np.asarray(m(x)),
                   _export_jax),
-    "sklearn": Recipe("scikit-learn", "scikit-learn", "probabilities", _estimator(_forest),
+    "sklearn": Recipe("scikit-learn", ("scikit-learn",), "probabilities", _estimator(_forest),
                       _probabilities, _export_estimator("sklearn"), _predicted),
-    "lightgbm": Recipe("LightGBM", "lightgbm", "probabilities", _estimator(_lightgbm),
+    "lightgbm": Recipe("LightGBM", ("lightgbm",), "probabilities", _estimator(_lightgbm),
                        _probabilities, _export_estimator("lightgbm"), _predicted),
-    "xgboost": Recipe("XGBoost", "xgboost-cpu", "probabilities", _estimator(_xgboost),
+    "xgboost": Recipe("XGBoost", ("xgboost-cpu", "xgboost"), "probabilities", _estimator(_xgboost),
                       _probabilities, _export_estimator("xgboost"), _predicted),
 }
 
@@ -377,11 +377,13 @@ def run_demo(out_dir: str | Path = "modelport-demo", *, source: str = "torch", e
 def _version(recipe: Recipe) -> str:
     import importlib.metadata
 
-    try:
-        return importlib.metadata.version(recipe.package)
-    except importlib.metadata.PackageNotFoundError:
-        raise InputError(f"--from {recipe.framework}: {recipe.package} is not installed "
-                         f"(pip install 'modelport[all]')") from None
+    for package in recipe.packages:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    raise InputError(f"--from {recipe.framework}: {recipe.packages[0]} is not installed "
+                     f"(pip install 'modelport[all]')")
 
 
 def _rows(x: np.ndarray, batch: int) -> np.ndarray:
