@@ -378,10 +378,28 @@ def example_arrays(inputs: Any, names: Sequence[str]) -> list[np.ndarray]:
     return [np.asarray(v.numpy() if hasattr(v, "numpy") else v) for v in values]
 
 
-def batch_of(arrays: Sequence[np.ndarray]) -> int | None:
-    """The size of axis 0 when every input shares it."""
-    sizes = {a.shape[0] for a in arrays if a.ndim > 0}
+def default_names(stem: str, count: int) -> list[str]:
+    """``stem``, or ``stem_0``... zero-padded, so that sorting them (as TensorFlow does a
+    dict's keys) keeps their order."""
+    width = len(str(count - 1))
+    return [stem] if count == 1 else [f"{stem}_{i:0{width}d}" for i in range(count)]
+
+
+def batch_of(arrays: Sequence[Any]) -> int | None:
+    """The size of axis 0 when every input (array or tensor) with one shares it."""
+    sizes = {a.shape[0] for a in arrays if getattr(a, "ndim", 0) > 0}
     return sizes.pop() if len(sizes) == 1 else None
+
+
+def source_cases(arrays: list[np.ndarray], case: Callable[[list[np.ndarray]], Case],
+                 dynamic_batch: bool, second_batch: int | None) -> list[Case]:
+    """``case`` of the example and, with a dynamic batch, of ``second_batch`` rows drawn from
+    it (``2 * batch + 1`` by default)."""
+    cases = [case(arrays)]
+    batch = batch_of(arrays)
+    if dynamic_batch and batch is not None:
+        cases.append(case(resized_batch(arrays, second_batch or 2 * batch + 1)))
+    return cases
 
 
 def resized_batch(arrays: Sequence[np.ndarray], batch: int) -> list[np.ndarray]:

@@ -19,10 +19,11 @@ from modelport.export.base import (
     Case,
     ExportResult,
     batch_of,
+    default_names,
     example_arrays,
     export_verified,
-    resized_batch,
     run_source,
+    source_cases,
 )
 
 if TYPE_CHECKING:
@@ -41,14 +42,11 @@ def export_jax(function: Any, inputs: Any, path: str | os.PathLike[str], *, para
 
     source = _bound(function, params)
     count = len(inputs) if isinstance(inputs, list | tuple) else 1
-    names = list(input_names or (["input"] if count == 1 else
-                                 [f"input_{i}" for i in range(count)]))
+    names = list(input_names or default_names("input", count))
     arrays = example_arrays(inputs, names)
-    cases = [_case(source, names, arrays)]
-    batch = batch_of(arrays)
-    if dynamic_batch and batch is not None:
-        cases.append(_case(source, names, resized_batch(arrays, second_batch or 2 * batch + 1)))
-    outputs = output_names or _output_names(len(_leaves(cases[0].expected)))
+    cases = source_cases(arrays, lambda given: _case(source, names, given), dynamic_batch,
+                         second_batch)
+    outputs = output_names or default_names("output", len(cases[0].expected))
     specs = [jax.ShapeDtypeStruct(
         jax.export.symbolic_shape(", ".join([_SYMBOL, *map(str, a.shape[1:])]))
         if dynamic_batch and a.ndim else a.shape, a.dtype) for a in arrays]
@@ -81,10 +79,6 @@ def _bound(function: Any, params: Any) -> Callable[..., Any]:
     if hasattr(function, "apply"):  # a Flax Linen module
         return functools.partial(function.apply, params)
     return functools.partial(function, params)
-
-
-def _output_names(count: int) -> list[str]:
-    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
 
 
 def _leaves(value: Any) -> list[np.ndarray]:

@@ -22,6 +22,8 @@ from modelport.export.base import (
     ExportAttempt,
     ExportResult,
     Verification,
+    batch_of,
+    default_names,
     failure_summary,
     load_spec,
     move_into_place,
@@ -50,8 +52,8 @@ def export_torch(model: torch.nn.Module, args: Any, path: str | os.PathLike[str]
         shown = ", ".join(_describe(a) for a in args)
         raise InputError(f"the module fails on the example inputs ({shown}): "
                          f"{failure_summary(exc)}") from exc
-    input_names = list(input_names or _default_names("input", len(args)))
-    output_names = list(output_names or _default_names("output", len(expected)))
+    input_names = list(input_names or default_names("input", len(args)))
+    output_names = list(output_names or default_names("output", len(expected)))
     if dynamic_axes is None and dynamic_batch:
         dynamic_axes = {name: {0: "batch"} for name in [*input_names, *output_names]}
     order = [exporter] + ([e for e in EXPORTERS if e != exporter] if fallback else [])
@@ -134,7 +136,7 @@ def _verify(model: torch.nn.Module, args: tuple[Any, ...], path: Path, expected:
             dynamic_axes: Mapping[str, Mapping[int, str]] | None, input_names: list[str],
             backend: str, second_batch: int | None, atol: float, rtol: float) -> Verification:
     cases = [(args, expected)]
-    batch = _batch(args)
+    batch = batch_of(args)
     batched = dynamic_axes and all(0 in dynamic_axes.get(n, {}) for n in input_names)
     if batch is not None and batched:
         other = _resize_batch(args, second_batch or 2 * batch + 1)
@@ -142,15 +144,11 @@ def _verify(model: torch.nn.Module, args: tuple[Any, ...], path: Path, expected:
             cases.append((other, _flatten(model(*other))))
     return verify_file(path, backend, [
         Case(dict(zip(input_names, _flatten(case_args), strict=True)), case_expected,
-             _batch(case_args)) for case_args, case_expected in cases], atol, rtol)
+             batch_of(case_args)) for case_args, case_expected in cases], atol, rtol)
 
 
 def _as_tuple(args: Any) -> tuple[Any, ...]:
     return tuple(args) if isinstance(args, list | tuple) else (args,)
-
-
-def _default_names(stem: str, count: int) -> list[str]:
-    return [stem] if count == 1 else [f"{stem}_{i}" for i in range(count)]
 
 
 def _flatten(value: Any) -> list[np.ndarray]:
@@ -158,11 +156,6 @@ def _flatten(value: Any) -> list[np.ndarray]:
     leaves, _ = torch.utils._pytree.tree_flatten(value)
     return [leaf.detach().cpu().numpy() if isinstance(leaf, torch.Tensor) else np.asarray(leaf)
             for leaf in leaves]
-
-
-def _batch(args: tuple[Any, ...]) -> int | None:
-    sizes = {a.shape[0] for a in args if isinstance(a, torch.Tensor) and a.ndim > 0}
-    return sizes.pop() if len(sizes) == 1 else None
 
 
 def _resize_batch(args: tuple[Any, ...], batch: int) -> tuple[Any, ...]:

@@ -21,10 +21,11 @@ from modelport.export.base import (
     Case,
     ExportResult,
     batch_of,
+    default_names,
     example_arrays,
     export_verified,
-    resized_batch,
     run_source,
+    source_cases,
 )
 
 if TYPE_CHECKING:
@@ -47,11 +48,8 @@ def export_tensorflow(model: Any, inputs: Any, path: str | os.PathLike[str], *,
     if unknown:
         raise InputError(f"inputs_as_nchw names {', '.join(unknown)}, not an input; the "
                          f"inputs are {', '.join(names)}")
-    cases = [_case(source, names, arrays, inputs_as_nchw)]
-    batch = batch_of(arrays)
-    if dynamic_batch and batch is not None:
-        cases.append(_case(source, names, resized_batch(arrays, second_batch or 2 * batch + 1),
-                           inputs_as_nchw))
+    cases = source_cases(arrays, lambda given: _case(source, names, given, inputs_as_nchw),
+                         dynamic_batch, second_batch)
     signature = [tf.TensorSpec([None if dynamic_batch else a.shape[0], *a.shape[1:]],
                                tf.as_dtype(a.dtype), name=n) for n, a in zip(names, arrays,
                                                                               strict=True)]
@@ -101,8 +99,7 @@ def _source(model: Any, inputs: Any, input_names: Sequence[str] | None,
         names = [str(k) for k in inputs]
     else:
         count = len(inputs) if isinstance(inputs, list | tuple) else 1
-        names = list(input_names or (["input"] if count == 1 else
-                                     [f"input_{i}" for i in range(count)]))
+        names = list(input_names or default_names("input", count))
         if len(names) != count:
             raise InputError(f"{len(names)} input names for {count} example inputs")
     keras_model = _is_keras(model)
@@ -155,8 +152,8 @@ def _is_keras(model: Any) -> bool:
 
 
 def _named(result: Any, output_names: Sequence[str] | None) -> dict[str, Any]:
-    """The outputs by name: a dict's own keys, else ``output`` / ``output_<i>`` or the names
-    given, zero-padded so that their sorted order (TensorFlow's) is the outputs' order."""
+    """The outputs by name: a dict's own keys, else the names given or ``default_names``
+    (whose sorted order, TensorFlow's, is the outputs' order)."""
     if isinstance(result, Mapping):
         return dict(result)
     values = list(result) if isinstance(result, list | tuple) else [result]
@@ -164,10 +161,7 @@ def _named(result: Any, output_names: Sequence[str] | None) -> dict[str, Any]:
         if len(output_names) != len(values):
             raise InputError(f"{len(output_names)} output names for {len(values)} outputs")
         return dict(zip(output_names, values, strict=True))
-    if len(values) == 1:
-        return {"output": values[0]}
-    width = len(str(len(values) - 1))
-    return {f"output_{i:0{width}d}": v for i, v in enumerate(values)}
+    return dict(zip(default_names("output", len(values)), values, strict=True))
 
 
 def _case(source: Source, names: list[str], arrays: list[np.ndarray],
