@@ -189,10 +189,15 @@ class _Forest:
         return [(order[a:b], int(depths[b - 1])) for a, b in itertools.pairwise(cuts) if b > a]
 
     @functools.cached_property
+    def modes(self) -> frozenset[int]:
+        """The branch modes the forest uses (``_LEQ``... ``_MEMBER``)."""
+        return frozenset(int(m) for m in np.unique(self.mode[self.internal]))
+
+    @functools.cached_property
     def comparison(self) -> int | None:
         """The one comparison every branch makes (``_LEQ``...), or None when they mix or test
         membership: the perfect-tree walk takes only the former."""
-        modes = {int(m) for m in self.mode[self.internal]} or {_LEQ}
+        modes = set(self.modes) or {_LEQ}
         mode = modes.pop()
         return None if modes or mode == _MEMBER else mode
 
@@ -209,21 +214,26 @@ class _Forest:
         return sides
 
     @functools.cached_property
-    def children(self) -> np.ndarray:
-        """The node walk's step: at position ``2 * node + goes_true``, the position of the
-        child that way, ``2 * child`` (node tables are read at a node's position with each
-        entry twice, so the walk needs no multiply and no negation a step)."""
-        return 2 * np.stack([self.false_next, self.true_next], axis=1).reshape(-1)
+    def positioned(self) -> _PositionedNodes:
+        """The node walk's tables, a node at position ``2 * node``: each node's entry twice,
+        and at ``2 * node + goes_true`` the position of its child that way, so the walk
+        needs no multiply and no negation a step."""
+        tracked = self.missing_true.any()
+        return _PositionedNodes(
+            feature=_twice(self.feature), split=_twice(self.split), mode=_twice(self.mode),
+            members=_twice(self.members), missing=_twice(self.missing_true) if tracked else None,
+            children=2 * np.stack([self.false_next, self.true_next], axis=1).reshape(-1))
 
     @functools.cached_property
     def perfect_groups(self) -> list[_PerfectTrees | None]:
         """Each group as perfect trees where it is walked so (one comparison, depth up to
         ``_PERFECT_DEPTH``), else None."""
-        return [self.perfect(trees, depth)
-                if self.comparison is not None and depth <= _PERFECT_DEPTH else None
+        comparison = self.comparison
+        return [self.perfect(trees, depth, comparison)
+                if comparison is not None and depth <= _PERFECT_DEPTH else None
                 for trees, depth in self.groups]
 
-    def perfect(self, trees: np.ndarray, depth: int) -> _PerfectTrees:
+    def perfect(self, trees: np.ndarray, depth: int, comparison: int) -> _PerfectTrees:
         """``trees`` as perfect binary trees of ``depth``: a leaf above the last level is
         repeated over the whole subtree below it, so it is reached whichever way is taken."""
         level = self.starts[trees][:, None]
@@ -235,7 +245,8 @@ class _Forest:
             level = np.stack([self.false_next[level], self.true_next[level]], axis=-1).reshape(
                 len(trees), -1)
         tracked = any(m.any() for m in missing)
-        return _PerfectTrees(features, splits, missing if tracked else None, level.reshape(-1))
+        return _PerfectTrees(features, splits, missing if tracked else None, level.reshape(-1),
+                             comparison)
 
 
 @dataclass(frozen=True)
@@ -249,6 +260,19 @@ class _PerfectTrees:
     splits: list[np.ndarray]
     missing: list[np.ndarray] | None  # None: no branch sends NaN down its true side
     leaves: np.ndarray
+    comparison: int  # the one every branch makes
+
+
+@dataclass(frozen=True)
+class _PositionedNodes:
+    """See ``_Forest.positioned``."""
+
+    feature: np.ndarray
+    split: np.ndarray
+    mode: np.ndarray
+    members: np.ndarray
+    missing: np.ndarray | None  # None: no branch sends NaN down its true side
+    children: np.ndarray
 
 
 # Groups of trees by depth, and the deepest group walked as perfect trees (a tree of depth d
@@ -324,11 +348,9 @@ def _gather(ctx: Any, table: Any, index: Any) -> Any:
 def _walk(ctx: Any, x: Any, forest: _Forest) -> Any:
     """The leaf each tree ends at for each row of ``x``: [rows, trees], the trees in the order
     of ``forest.groups`` (aggregation does not depend on it)."""
-    comparison = forest.comparison
     rows = _flat_rows(ctx, x, forest, max([2 * len(forest.true_next)] + [
         p.leaves.size for p in forest.perfect_groups if p is not None]))
-    parts = [_walk_perfect(ctx, rows, perfect, comparison)
-             if perfect is not None and comparison is not None
+    parts = [_walk_perfect(ctx, rows, perfect) if perfect is not None
              else _walk_nodes(ctx, rows, forest, trees, depth)
              for (trees, depth), perfect in zip(forest.groups, forest.perfect_groups,
                                                 strict=True)]
@@ -373,14 +395,14 @@ def _features(ctx: Any, rows: _Rows, feature: np.ndarray, missing: np.ndarray | 
     return ctx.xp.asarray(feature, dtype=rows.dtype)
 
 
-def _walk_perfect(ctx: Any, rows: _Rows, trees: _PerfectTrees, comparison: int) -> Any:
+def _walk_perfect(ctx: Any, rows: _Rows, trees: _PerfectTrees) -> Any:
     """Level by level; tree ``t``'s node ``j`` of a level is at ``t * 2**level + j``, so that
     ``2 * at + goes_true`` is already the place of the child on the next level."""
     xp = ctx.xp
     count = trees.features[0].size
     at = xp.broadcast_to(xp.asarray(np.arange(count)[None, :], dtype=rows.dtype),
                          (rows.count, count))
-    compare = _COMPARISONS[comparison]
+    compare = _COMPARISONS[trees.comparison]
     for level, feature in enumerate(trees.features):
         missing = None if trees.missing is None else trees.missing[level]
         value = _lookup_in(ctx, rows.x, rows.start + _lookup_in(
@@ -409,19 +431,16 @@ def _lookup_in(ctx: Any, table: Any, index: Any) -> Any:
 def _walk_nodes(ctx: Any, rows: _Rows, forest: _Forest, trees: np.ndarray, depth: int) -> Any:
     """Node by node through the forest's tables, for deep trees, membership tests and mixed
     comparisons; leaves step to themselves. A node is at position ``2 * node`` (see
-    ``_Forest.children``)."""
+    ``_Forest.positioned``)."""
     xp, dtype = ctx.xp, rows.x.dtype
-    split = xp.asarray(_twice(forest.split), dtype=dtype)
-    modes = {int(m) for m in forest.mode[forest.internal]}
-    single = forest.comparison  # one comparison: no per-node mode to look up
-    mode = xp.asarray(_twice(forest.mode)) if single is None else None
-    members = xp.asarray(_twice(forest.members), dtype=dtype) if _MEMBER in modes else None
-    tracked = forest.missing_true if forest.missing_true.any() else None
-    missing = xp.asarray(_twice(tracked)) if tracked is not None and rows.tracked is None \
+    nodes, modes, single = forest.positioned, forest.modes, forest.comparison
+    split = xp.asarray(nodes.split, dtype=dtype)
+    mode = xp.asarray(nodes.mode) if single is None else None  # else no per-node mode
+    members = xp.asarray(nodes.members, dtype=dtype) if _MEMBER in modes else None
+    missing = xp.asarray(nodes.missing) if nodes.missing is not None and rows.tracked is None \
         else None
-    feature = _features(ctx, rows, _twice(forest.feature),
-                        None if tracked is None else _twice(tracked))
-    children = xp.asarray(forest.children, dtype=rows.dtype)
+    feature = _features(ctx, rows, nodes.feature, nodes.missing)
+    children = xp.asarray(nodes.children, dtype=rows.dtype)
     index = xp.broadcast_to(xp.asarray(2 * forest.starts[trees][None, :], dtype=rows.dtype),
                             (rows.count, trees.size))  # positions: 2 * node
     for _ in range(depth):
